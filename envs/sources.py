@@ -1,0 +1,189 @@
+"""Feature sources: where an environment's clips come from (a feature store or the synthetic generator).
+
+Every method takes *batches* (numpy arrays of clip numbers, frames and cells) so the single env and
+the batched vector env share one code path. A clip number is an index into the chosen subset
+(0 .. ``num_clips - 1``), not a store row.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from envs.store import CORE_FILE, UNUSED, FeatureStore, StoreFormatError
+
+#: Short aliases a user may pass as ``subset`` for ActivityNet, whose own names are training/validation
+#: (testing labels are withheld, so its validation set is the test set).
+ACTIVITYNET_SUBSET_ALIASES = {"train": "training", "test": "validation"}
+
+
+class InvalidFeaturesError(ValueError):
+    """Features read from a source contain NaN or inf."""
+
+
+class FeatureSource(ABC):
+    """The clips of one subset, served a glimpse, a frame or a core mask at a time, in batches."""
+
+    class_names: list[str]
+    frames: int
+    grid: int
+    feature_dim: int
+    num_clips: int
+    #: True when the data annotates the ground-truth action core (focus accuracy is defined).
+    has_core: bool = False
+    #: A short description used in error messages and ``repr``.
+    description: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @abstractmethod
+    def labels(self, clips: np.ndarray) -> np.ndarray:
+        """Primary (first) label of each clip, int64 (B,)."""
+
+    @abstractmethod
+    def is_correct(self, clips: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+        """Whether each predicted class is one of its clip's labels, bool (B,)."""
+
+    @abstractmethod
+    def video_ids(self, clips: np.ndarray) -> np.ndarray:
+        """Video id of each clip, object array of str (B,)."""
+
+    @abstractmethod
+    def glimpse(self, clips: np.ndarray, frames: np.ndarray, cells: np.ndarray) -> np.ndarray:
+        """The cell ``cells[b]`` (row-major on the K x K grid) of frame ``frames[b]``: (B, D)."""
+
+    @abstractmethod
+    def cube(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray:
+        """Whole frames: (B, K, K, D)."""
+
+    def core_mask(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray | None:
+        """Ground-truth core cells of each frame, bool (B, K*K); None where the data has no core."""
+        return None
+
+    def glimpse_on_core(
+        self, clips: np.ndarray, frames: np.ndarray, cells: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``glimpse(...)`` and whether each cell lies on the core (None without annotation)."""
+        mask = self.core_mask(clips, frames)
+        on_core = None if mask is None else mask[np.arange(len(cells)), cells]
+        return self.glimpse(clips, frames, cells), on_core
+
+    def source_video(self, clip: int) -> tuple[str, list[float]] | None:
+        """Path of the clip's readable source video and its sampled timestamps (s), if known."""
+        return None
+
+
+def check_finite(values: np.ndarray, what: str) -> np.ndarray:
+    """Raise ``InvalidFeaturesError`` if ``values`` holds NaN or inf."""
+    if not np.isfinite(values).all():
+        raise InvalidFeaturesError(
+            f"NaN or inf in the features of {what}. The feature store is corrupt: re-extract it with "
+            "`python -m feature_extractors` (it refuses to write non-finite features)."
+        )
+    return values
+
+
+class StoreSource(FeatureSource):
+    """The clips of one subset (and split) of a feature store on disk."""
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        subset: str,
+        split: int | str | None = None,
+        dtype: np.dtype | type = np.float32,
+    ) -> None:
+        self.store = store
+        self.dtype = np.dtype(dtype)
+        splits = store.splits
+        if splits:
+            if split is None:
+                split = splits[0]
+            if str(split) not in splits:
+                raise ValueError(
+                    f"unknown split {split!r} for the store at '{store.path}': it has splits "
+                    f"{', '.join(splits)}. Pass split=<one of them>."
+                )
+            split = str(split)
+        elif split is not None:
+            raise ValueError(
+                f"split={split!r} was given, but the store at '{store.path}' has a single partition "
+                f"(subsets {', '.join(store.subsets)}). Leave split out."
+            )
+        if subset not in store.subsets or subset == UNUSED:
+            raise ValueError(
+                f"unknown subset {subset!r} for the store at '{store.path}': choose one of "
+                f"{', '.join(store.subsets)}."
+            )
+        chosen = [i for i, r in enumerate(store.records) if r.subset_in(split) == subset]
+        if not chosen:
+            raise StoreFormatError(
+                f"the store at '{store.path}' has no clips in subset {subset!r}"
+                + (f" of split {split}" if split else "")
+                + ". Check the split files given to the extractor."
+            )
+        self._records = [store.records[i] for i in chosen]
+        self._rows = store.rows[chosen]
+        self.class_names = store.class_names
+        self.frames, self.grid, self.feature_dim = store.frames, store.grid, store.feature_dim
+        self.num_clips = len(chosen)
+        labels = np.zeros((self.num_clips, self.num_classes), dtype=bool)
+        for i, record in enumerate(self._records):
+            labels[i, record.labels] = True
+        self._label_matrix = labels
+        self._primary = np.array([r.labels[0] for r in self._records], dtype=np.int64)
+        self._ids = np.array([r.video_id for r in self._records], dtype=object)
+        core_path = store.path / CORE_FILE
+        self._core = np.load(core_path, mmap_mode="r") if core_path.exists() else None
+        self.has_core = self._core is not None
+        self.description = f"store '{store.path}' ({subset}" + (f", split {split})" if split else ")")
+
+    def labels(self, clips: np.ndarray) -> np.ndarray:
+        return self._primary[clips]
+
+    def is_correct(self, clips: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+        return self._label_matrix[clips, predictions]
+
+    def video_ids(self, clips: np.ndarray) -> np.ndarray:
+        return self._ids[clips]
+
+    def glimpse(self, clips: np.ndarray, frames: np.ndarray, cells: np.ndarray) -> np.ndarray:
+        rows, cols = np.divmod(cells, self.grid)
+        values = self.store.features[self._rows[clips], frames, rows, cols]
+        return check_finite(values, f"{self.description}, clips {clips.tolist()[:4]}").astype(self.dtype)
+
+    def cube(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray:
+        values = self.store.features[self._rows[clips], frames]
+        return check_finite(values, f"{self.description}, clips {clips.tolist()[:4]}").astype(self.dtype)
+
+    def core_mask(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray | None:
+        if self._core is None:
+            return None
+        return np.asarray(self._core[self._rows[clips], frames], dtype=bool)
+
+    def source_video(self, clip: int) -> tuple[str, list[float]] | None:
+        record = self._records[clip]
+        if record.source and record.timestamps and os.path.exists(record.source):
+            return record.source, record.timestamps
+        return None
+
+
+DATASETS = ("synthetic", "hmdb51", "activitynet", "store")
+DEFAULT_DATA_DIRS = {"hmdb51": "data/hmdb51", "activitynet": "data/activitynet"}
+
+
+def resolve_data_root(dataset: str, data_root: str | None) -> Path:
+    """``data_root`` if given, else the dataset's default under ``$GLIMPSE_DATA`` (or the cwd)."""
+    if data_root is not None:
+        return Path(data_root).expanduser()
+    if dataset not in DEFAULT_DATA_DIRS:
+        raise ValueError(
+            f"data_root is required for the '{dataset}' dataset: pass data_root=<feature store folder> "
+            "(built with `python -m feature_extractors videos ...`)."
+        )
+    return Path(os.environ.get("GLIMPSE_DATA", ".")) / DEFAULT_DATA_DIRS[dataset]

@@ -1,0 +1,380 @@
+"""The feature store: the project's only on-disk format (DESIGN.md section 4).
+
+A store is a folder::
+
+    features.npy    float16 (N, T, K, K, D): per clip, T frames of a K x K grid of D-dim cells
+                    (GoogLeNet ``inception5b``: K = 7, D = 1024). Opened with ``mmap_mode="r"``, so a
+                    glimpse is one contiguous read of D values.
+    index.jsonl     one JSON object per clip row (row i describes ``features[i]``), see ``ClipRecord``.
+    meta.json       class names, backbone / layer, weights identity, input size, T, sampling rate,
+                    format version, and ``complete`` (true once every row is written or failed).
+    done.jsonl      completion log written while extracting: one line per finished row, appended only
+                    after the row's features are flushed, so a killed run never leaves a half clip
+                    that counts as done. ``StoreWriter`` resumes from it.
+    failures.jsonl  rows that could not be extracted, with the reason (never counted as clips).
+    core.npy        optional, bool (N, T, K*K): the ground-truth action core of each frame, where the
+                    data has one (the exported synthetic benchmark), for focus accuracy.
+
+Feature extraction (``python -m feature_extractors``) writes stores with ``StoreWriter``; the
+environments read them with ``FeatureStore``. Both live here so the format has one definition.
+This module needs numpy only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+FEATURES_FILE = "features.npy"
+INDEX_FILE = "index.jsonl"
+META_FILE = "meta.json"
+DONE_FILE = "done.jsonl"
+FAILURES_FILE = "failures.jsonl"
+CORE_FILE = "core.npy"
+FEATURE_DTYPE = np.float16
+
+#: Names of the subsets a clip can belong to. HMDB-51 uses train/test/unused per split;
+#: ActivityNet uses its own subset names; a user's video list uses train/test.
+TRAIN, TEST, UNUSED = "train", "test", "unused"
+
+BUILD_HINT = (
+    "Build one with `python -m feature_extractors hmdb51|activitynet|videos ... --out <store>` "
+    "(see `python -m feature_extractors --help`), or export the synthetic benchmark with "
+    "`envs.synthetic.export_synthetic_store(<store>)`."
+)
+
+
+class StoreError(Exception):
+    """Base class of feature store problems."""
+
+
+class StoreNotFoundError(StoreError, FileNotFoundError):
+    """The store folder or one of its files does not exist."""
+
+
+class IncompleteStoreError(StoreError):
+    """The store was not finished (an extraction was interrupted)."""
+
+
+class StoreFormatError(StoreError, ValueError):
+    """The store's files disagree with each other or with the format."""
+
+
+@dataclass
+class ClipRecord:
+    """One row of ``index.jsonl``.
+
+    ``subset`` is either one subset name (``"train"``, ``"test"``, ActivityNet's ``"training"``,
+    ``"validation"``...) or, for datasets with several official splits (HMDB-51), a mapping from the
+    split name (``"1"``, ``"2"``, ``"3"``) to the subset name (``"train"``, ``"test"``, ``"unused"``).
+    ``segments`` holds labelled temporal segments ``[start_s, end_s, class_index]`` of untrimmed videos.
+    ``timestamps`` are the sampled frames' times in seconds and ``valid_frames`` counts the frames that
+    are real (the rest repeat the last real frame).
+    """
+
+    video_id: str
+    labels: list[int]
+    subset: str | dict[str, str]
+    source: str | None = None
+    timestamps: list[float] | None = None
+    valid_frames: int | None = None
+    segments: list[list[float]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClipRecord:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def subset_in(self, split: str | None) -> str:
+        """The subset this clip belongs to under ``split`` (ignored for single-partition stores)."""
+        if isinstance(self.subset, dict):
+            if split is None:
+                raise StoreFormatError("this store has several splits; pass split=...")
+            return self.subset.get(str(split), UNUSED)
+        return self.subset
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file; a torn last line (a killed writer) is ignored."""
+    if not path.exists():
+        return []
+    rows = []
+    with open(path) as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break  # torn write: the row was never acknowledged
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    return rows
+
+
+def _append_jsonl(path: Path, row: Mapping[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row, separators=(",", ":")) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class FeatureStore:
+    """Read-only view of a finished feature store.
+
+    >>> store = FeatureStore("data/hmdb51")          # doctest: +SKIP
+    >>> store.features.shape                         # (N, T, K, K, D), float16, memory-mapped
+    >>> store.records[0].video_id, store.class_names[store.records[0].labels[0]]
+
+    Raises ``StoreNotFoundError`` for a missing folder or file, ``IncompleteStoreError`` for a store
+    whose extraction has not finished, and ``StoreFormatError`` when files disagree (row count,
+    class index out of range, unknown format version).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise StoreNotFoundError(f"No feature store at '{self.path}'. {BUILD_HINT}")
+        for name in (META_FILE, INDEX_FILE, FEATURES_FILE):
+            if not (self.path / name).exists():
+                raise StoreNotFoundError(
+                    f"'{self.path}' is not a feature store: '{name}' is missing. {BUILD_HINT}"
+                )
+        self.meta: dict[str, Any] = json.loads((self.path / META_FILE).read_text())
+        version = self.meta.get("format_version")
+        if version != FORMAT_VERSION:
+            raise StoreFormatError(
+                f"Store '{self.path}' has format version {version!r}; this toolkit reads version "
+                f"{FORMAT_VERSION}. Re-extract it with this version of `python -m feature_extractors`."
+            )
+        if not self.meta.get("complete", False):
+            done = len(_read_jsonl(self.path / DONE_FILE))
+            raise IncompleteStoreError(
+                f"Feature store '{self.path}' is incomplete ({done} of {self.meta.get('num_clips')} clips "
+                "finished): its extraction was interrupted. Run the same `python -m feature_extractors` "
+                "command again to resume it; finished clips are kept."
+            )
+        self.features: np.ndarray = np.load(self.path / FEATURES_FILE, mmap_mode="r")
+        self.class_names: list[str] = list(self.meta["class_names"])
+        all_records = [ClipRecord.from_dict(r) for r in _read_jsonl(self.path / INDEX_FILE)]
+        if len(all_records) != self.features.shape[0]:
+            raise StoreFormatError(
+                f"Store '{self.path}' is inconsistent: {len(all_records)} index rows but "
+                f"{self.features.shape[0]} feature rows. Re-extract it."
+            )
+        if self.features.ndim != 5 or self.features.shape[2] != self.features.shape[3]:
+            raise StoreFormatError(
+                f"Store '{self.path}': features.npy has shape {self.features.shape}; expected (N, T, K, K, D)."
+            )
+        if self.features.dtype != FEATURE_DTYPE:
+            raise StoreFormatError(
+                f"Store '{self.path}': features.npy is {self.features.dtype}; the format is float16."
+            )
+        failed = {int(r["row"]) for r in _read_jsonl(self.path / FAILURES_FILE)}
+        #: Row numbers (into ``features``) of the clips that were extracted; failed rows are left out.
+        self.rows = np.array([i for i in range(len(all_records)) if i not in failed], dtype=np.int64)
+        self.records = [all_records[i] for i in self.rows]
+        num_classes = len(self.class_names)
+        for row, record in zip(self.rows, self.records, strict=True):
+            bad = [c for c in record.labels if not 0 <= int(c) < num_classes]
+            if bad or not record.labels:
+                raise StoreFormatError(
+                    f"Store '{self.path}', index row {row} (video '{record.video_id}'): class index "
+                    f"{bad or 'missing'} is out of range for the store's {num_classes} classes. The index "
+                    "and meta.json disagree; re-extract the store or fix index.jsonl."
+                )
+
+    @property
+    def frames(self) -> int:
+        return int(self.features.shape[1])
+
+    @property
+    def grid(self) -> int:
+        return int(self.features.shape[2])
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.features.shape[4])
+
+    @property
+    def splits(self) -> list[str] | None:
+        """Split names for stores with several official splits (HMDB-51: ``["1", "2", "3"]``)."""
+        return self.meta.get("splits")
+
+    @property
+    def subsets(self) -> list[str]:
+        return list(self.meta.get("subsets", [TRAIN, TEST]))
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+class StoreWriter:
+    """Creates or resumes a feature store, one clip at a time.
+
+    Rows are pre-allocated (the whole clip list is known before extraction starts). A row counts as
+    done only after its features are flushed and its line is appended to ``done.jsonl``, so an
+    interrupted run resumes with ``StoreWriter.open(path, ...)`` and ``pending_rows()``. Opening a store
+    that was written with other settings (``meta`` disagrees on anything but ``complete``) is refused.
+    """
+
+    def __init__(self, path: Path, meta: dict[str, Any], records: list[ClipRecord]) -> None:
+        self.path = path
+        self.meta = meta
+        self.records = records
+        self.features = np.load(path / FEATURES_FILE, mmap_mode="r+")
+        self.done = {int(r["row"]): r for r in _read_jsonl(path / DONE_FILE)}
+        self.failed = {int(r["row"]): r for r in _read_jsonl(path / FAILURES_FILE)}
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        class_names: Sequence[str],
+        records: Sequence[ClipRecord],
+        frames: int,
+        grid: int = 7,
+        feature_dim: int = 1024,
+        settings: Mapping[str, Any] | None = None,
+        subsets: Sequence[str] = (TRAIN, TEST),
+        splits: Sequence[str] | None = None,
+    ) -> StoreWriter:
+        """Create the store at ``path``, or reopen it to resume if it was made with the same settings.
+
+        ``settings`` records how the features were made (backbone, layer, weights identity, input
+        size, sampling rate...); it lands in ``meta.json`` and must match on resume.
+        """
+        path = Path(path)
+        meta: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "class_names": list(class_names),
+            "num_clips": len(records),
+            "frames": frames,
+            "grid": grid,
+            "feature_dim": feature_dim,
+            "subsets": list(subsets),
+            "splits": list(splits) if splits is not None else None,
+            **dict(settings or {}),
+        }
+        records = list(records)
+        if (path / META_FILE).exists():
+            old = json.loads((path / META_FILE).read_text())
+            old_cmp = {k: v for k, v in old.items() if k != "complete"}
+            if old_cmp != json.loads(json.dumps(meta)):
+                diff = sorted(k for k in set(old_cmp) | set(meta) if old_cmp.get(k) != meta.get(k))
+                raise StoreFormatError(
+                    f"'{path}' already holds a store made with other settings (differs in: "
+                    f"{', '.join(diff)}). Use another --out folder, or delete '{path}' to start over."
+                )
+            old_records = [ClipRecord.from_dict(r) for r in _read_jsonl(path / INDEX_FILE)]
+            if [r.video_id for r in old_records] != [r.video_id for r in records]:
+                raise StoreFormatError(
+                    f"'{path}' holds a store of a different clip list. Use another --out folder, or "
+                    f"delete '{path}' to start over."
+                )
+            return cls(path, old, old_records)
+        path.mkdir(parents=True, exist_ok=True)
+        shape = (len(records), frames, grid, grid, feature_dim)
+        np.lib.format.open_memmap(path / FEATURES_FILE, mode="w+", dtype=FEATURE_DTYPE, shape=shape).flush()
+        with open(path / INDEX_FILE, "w") as f:
+            f.writelines(r.to_json() + "\n" for r in records)
+        meta["complete"] = False
+        _write_json_atomic(path / META_FILE, meta)
+        return cls(path, meta, records)
+
+    def pending_rows(self) -> list[int]:
+        """Rows neither done nor failed, in order."""
+        return [i for i in range(len(self.records)) if i not in self.done and i not in self.failed]
+
+    def write_clip(
+        self,
+        row: int,
+        features: np.ndarray,
+        *,
+        valid_frames: int | None = None,
+        timestamps: Iterable[float] | None = None,
+    ) -> None:
+        """Write one clip's (T, K, K, D) features and mark the row done."""
+        expected = self.features.shape[1:]
+        if tuple(features.shape) != tuple(expected):
+            raise StoreFormatError(f"clip features have shape {features.shape}; this store takes {expected}")
+        if not np.isfinite(features).all():
+            raise StoreFormatError(f"clip features of row {row} contain NaN or inf; not written")
+        self.features[row] = features.astype(FEATURE_DTYPE, copy=False)
+        self.features.flush()
+        entry: dict[str, Any] = {"row": row}
+        if valid_frames is not None:
+            entry["valid_frames"] = int(valid_frames)
+        if timestamps is not None:
+            entry["timestamps"] = [round(float(t), 4) for t in timestamps]
+        _append_jsonl(self.path / DONE_FILE, entry)
+        self.done[row] = entry
+
+    def mark_failed(self, row: int, reason: str) -> None:
+        """Record that a clip could not be extracted; it is left out of the finished store."""
+        entry = {"row": row, "video_id": self.records[row].video_id, "reason": reason}
+        _append_jsonl(self.path / FAILURES_FILE, entry)
+        self.failed[row] = entry
+
+    def finalize(self) -> None:
+        """Fold the completion log into the index and mark the store complete."""
+        pending = self.pending_rows()
+        if pending:
+            raise IncompleteStoreError(f"{len(pending)} clips are not written yet (first row {pending[0]})")
+        for row, entry in self.done.items():
+            record = self.records[row]
+            if "valid_frames" in entry:
+                record.valid_frames = entry["valid_frames"]
+            if "timestamps" in entry:
+                record.timestamps = entry["timestamps"]
+        tmp = self.path / (INDEX_FILE + ".tmp")
+        with open(tmp, "w") as f:
+            f.writelines(r.to_json() + "\n" for r in self.records)
+        os.replace(tmp, self.path / INDEX_FILE)
+        self.meta["complete"] = True
+        _write_json_atomic(self.path / META_FILE, self.meta)
+
+
+def write_store(
+    path: str | os.PathLike[str],
+    features: np.ndarray,
+    records: Sequence[ClipRecord],
+    class_names: Sequence[str],
+    settings: Mapping[str, Any] | None = None,
+    subsets: Sequence[str] = (TRAIN, TEST),
+    splits: Sequence[str] | None = None,
+) -> Path:
+    """Write a whole in-memory (N, T, K, K, D) array as a finished store (for tests and small data)."""
+    n, frames, grid, _, dim = features.shape
+    writer = StoreWriter.open(
+        path,
+        class_names=class_names,
+        records=records,
+        frames=frames,
+        grid=grid,
+        feature_dim=dim,
+        settings=settings,
+        subsets=subsets,
+        splits=splits,
+    )
+    for row in writer.pending_rows():
+        writer.write_clip(row, features[row], valid_frames=records[row].valid_frames)
+    writer.finalize()
+    return Path(path)

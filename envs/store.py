@@ -128,6 +128,17 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a JSON-lines file back to its last complete line (a killed writer may leave half a line)."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    keep = data.rfind(b"\n") + 1
+    if keep != len(data):
+        with open(path, "r+b") as f:
+            f.truncate(keep)
+
+
 def _append_jsonl(path: Path, row: Mapping[str, Any]) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(row, separators=(",", ":")) + "\n")
@@ -186,7 +197,10 @@ class FeatureStore:
             raise StoreFormatError(
                 f"Store '{self.path}': features.npy is {self.features.dtype}; the format is float16."
             )
-        failed = {int(r["row"]) for r in _read_jsonl(self.path / FAILURES_FILE)}
+        #: Every index row, failed ones included (row i describes ``features[i]``), and the failure log.
+        self.all_records: list[ClipRecord] = all_records
+        self.failures: list[dict[str, Any]] = _read_jsonl(self.path / FAILURES_FILE)
+        failed = {int(r["row"]) for r in self.failures}
         #: Row numbers (into ``features``) of the clips that were extracted; failed rows are left out.
         self.rows = np.array([i for i in range(len(all_records)) if i not in failed], dtype=np.int64)
         self.records = [all_records[i] for i in self.rows]
@@ -239,6 +253,8 @@ class StoreWriter:
         self.meta = meta
         self.records = records
         self.features = np.load(path / FEATURES_FILE, mmap_mode="r+")
+        for log in (DONE_FILE, FAILURES_FILE):
+            _drop_torn_tail(path / log)
         self.done = {int(r["row"]): r for r in _read_jsonl(path / DONE_FILE)}
         self.failed = {int(r["row"]): r for r in _read_jsonl(path / FAILURES_FILE)}
 

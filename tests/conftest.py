@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from store_fixtures import activitynet_like_store, generic_store, hmdb_like_store  # noqa: E402
+
+import envs  # noqa: E402,F401  (registers the env ids)
+
+
+@pytest.fixture(scope="session")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One small store per dataset kind, shared by the tests (read-only)."""
+    root = tmp_path_factory.mktemp("stores")
+    return {
+        "hmdb51": hmdb_like_store(root / "hmdb51"),
+        "activitynet": activitynet_like_store(root / "activitynet"),
+        "store": generic_store(root / "mine"),
+    }
+
+
+#: Small synthetic settings for fast tests.
+TINY_SYNTHETIC = {"num_classes": 5, "feature_dim": 16, "frames": 6, "train_clips_per_class": 4, "test_clips_per_class": 2}
+
+
+@pytest.fixture(scope="session")
+def env_kwargs(stores: dict[str, Path]) -> dict[str, dict]:
+    """Keyword arguments that make each registered id small and file-backed where it needs files."""
+    return {
+        "SyntheticGlimpse-v0": dict(TINY_SYNTHETIC),
+        "HMDB51Glimpse-v0": {"data_root": str(stores["hmdb51"]), "split": 2},
+        "ActivityNetGlimpse-v0": {"data_root": str(stores["activitynet"])},
+        "StoreGlimpse-v0": {"data_root": str(stores["store"])},
+    }

@@ -1,0 +1,183 @@
+"""The glimpse environment contract (DESIGN.md section 3) on every registered id."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from conftest import TINY_SYNTHETIC
+from envs import ENV_IDS
+
+MODES = ("cube", "glimpse")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("env_id", list(ENV_IDS))
+def test_env_checkers_pass(env_id: str, mode: str, env_kwargs: dict) -> None:
+    env = gym.make(env_id, observation_mode=mode, render_mode="rgb_array", **env_kwargs[env_id])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gym_check_env(env.unwrapped, skip_render_check=False)
+        sb3_check_env(gym.make(env_id, observation_mode=mode, **env_kwargs[env_id]), warn=True)
+    # Any checker warning is a failure, except SB3's guess that a 3-d Box is an image: the (K, K, D)
+    # cube is the contract, and our SB3 policies read it per cell, not as an image.
+    image_guess = ("is an image", "minimal resolution for an image")
+    unexpected = [str(w.message) for w in caught if not any(g in str(w.message) for g in image_guess)]
+    assert not unexpected
+    assert mode == "cube" or not caught
+
+
+@pytest.mark.parametrize("env_id", list(ENV_IDS))
+def test_spaces_follow_the_contract(env_id: str, env_kwargs: dict) -> None:
+    env = gym.make(env_id, **env_kwargs[env_id]).unwrapped
+    src = env.source
+    assert env.action_space.nvec.tolist() == [49, src.num_classes]
+    assert set(env.observation_space.spaces) == {"glimpse", "location", "progress", "cube"}
+    assert env.observation_space["cube"].shape == (7, 7, src.feature_dim)
+    assert env.observation_space["glimpse"].dtype == np.float32
+    glimpse_only = gym.make(env_id, observation_mode="glimpse", observation_dtype="float16", **env_kwargs[env_id])
+    assert set(glimpse_only.observation_space.spaces) == {"glimpse", "location", "progress"}
+    obs, _ = glimpse_only.reset(seed=0)
+    assert obs["glimpse"].dtype == np.float16
+
+
+def test_glimpse_is_the_cell_of_the_cube(env_kwargs: dict) -> None:
+    env = gym.make("SyntheticGlimpse-v0", **env_kwargs["SyntheticGlimpse-v0"])
+    obs, info = env.reset(seed=0)
+    assert info["location"] == 24 and obs["location"] == 24  # centre cell first
+    np.testing.assert_array_equal(obs["glimpse"], obs["cube"][3, 3])
+    obs, *_ = env.step(np.array([10, 0]))
+    np.testing.assert_array_equal(obs["glimpse"], obs["cube"][1, 3])
+    assert obs["location"] == 10
+    np.testing.assert_allclose(obs["progress"], [1 / TINY_SYNTHETIC["frames"], 0.0])
+
+
+def test_glimpses_per_frame_advance_frames_every_m_steps() -> None:
+    env = gym.make("SyntheticGlimpse-v0", glimpses_per_frame=3, **TINY_SYNTHETIC)
+    _, info = env.reset(seed=0)
+    frames, progress = [info["frame"]], []
+    for _ in range(3 * TINY_SYNTHETIC["frames"]):
+        obs, _, terminated, _, info = env.step(env.action_space.sample())
+        frames.append(info["frame"])
+        progress.append(obs["progress"].tolist())
+    assert terminated
+    assert frames[:7] == [0, 0, 0, 1, 1, 1, 2]
+    assert progress[0] == pytest.approx([0.0, 1 / 3])
+
+
+@pytest.mark.parametrize("env_id", list(ENV_IDS))
+def test_same_seed_same_actions_same_episode(env_id: str, env_kwargs: dict) -> None:
+    def run() -> list:
+        env = gym.make(env_id, initial_location="random", **env_kwargs[env_id])
+        env.action_space.seed(5)
+        out = [env.reset(seed=11)]
+        for _ in range(25):
+            step = env.step(env.action_space.sample())
+            out.append(step)
+            if step[2]:
+                out.append(env.reset())
+        return out
+
+    first, second = run(), run()
+    for a, b in zip(first, second, strict=True):
+        assert _equal(a, b)
+
+
+def test_reset_selects_video_index(env_kwargs: dict) -> None:
+    env = gym.make("StoreGlimpse-v0", subset="test", **env_kwargs["StoreGlimpse-v0"])
+    ids = [env.reset(options={"video_index": i})[1]["video_id"] for i in range(env.unwrapped.num_clips)]
+    assert ids == ["my_4", "my_5"]
+
+
+def test_subsets_and_splits_select_clips(stores: dict) -> None:
+    def ids(env_id: str, **kw) -> set[str]:
+        env = gym.make(env_id, **kw).unwrapped
+        return {str(v) for v in env.source.video_ids(np.arange(env.num_clips))}
+
+    root = str(stores["hmdb51"])
+    for split in (1, 2, 3):
+        train, test = ids("HMDB51Glimpse-v0", data_root=root, split=split), ids(
+            "HMDB51Glimpse-v0", data_root=root, split=split, subset="test")
+        assert train.isdisjoint(test) and len(test) == 3
+    assert len(ids("HMDB51Glimpse-v0", data_root=root, split=3)) == 6  # one clip per class unused
+    an = str(stores["activitynet"])
+    assert ids("ActivityNetGlimpse-v0", data_root=an, subset="validation") == {"v_d", "v_e"}
+    assert ids("ActivityNetGlimpse-v0", data_root=an, subset="test") == {"v_d", "v_e"}  # alias
+    assert ids("ActivityNetGlimpse-v0", data_root=an) == {"v_a", "v_b", "v_c"}
+
+
+def test_default_data_root_comes_from_glimpse_data(stores: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GLIMPSE_DATA", str(stores["hmdb51"].parent))
+    with pytest.raises(FileNotFoundError, match="data/hmdb51"):
+        gym.make("HMDB51Glimpse-v0")  # the fixture folder is called 'hmdb51', not 'data/hmdb51'
+    (stores["hmdb51"].parent / "data").mkdir(exist_ok=True)
+    link = stores["hmdb51"].parent / "data" / "hmdb51"
+    if not link.exists():
+        link.symlink_to(stores["hmdb51"])
+    assert gym.make("HMDB51Glimpse-v0").unwrapped.num_clips == 9  # split 1 by default: 12 clips, 3 test
+
+
+@pytest.mark.parametrize("env_id", list(ENV_IDS))
+def test_render_returns_a_stable_rgb_image(env_id: str, env_kwargs: dict) -> None:
+    env = gym.make(env_id, render_mode="rgb_array", **env_kwargs[env_id])
+    env.reset(seed=0)
+    shapes = set()
+    for _ in range(3):
+        image = env.render()
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+        assert image.std() > 0  # not blank
+        shapes.add(image.shape)
+        env.step(env.action_space.sample())
+    assert shapes == {(264, 224, 3)}
+
+
+def test_render_draws_the_real_video_frame_when_readable(tmp_path, stores: dict) -> None:
+    import cv2
+
+    from envs.store import ClipRecord, write_store
+    from store_fixtures import random_features
+
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for k in range(10):
+        writer.write(np.full((48, 64, 3), (0, 0, 25 * k), np.uint8))  # BGR: red grows with time
+    writer.release()
+    record = ClipRecord("clip", [0], "train", source=str(video), timestamps=[0.0, 0.3, 0.6, 0.9], valid_frames=4)
+    store = write_store(tmp_path / "s", random_features(1), [record], ["a"])
+    env = gym.make("StoreGlimpse-v0", data_root=str(store), render_mode="rgb_array")
+    env.reset(seed=0)
+    early = env.render()
+    for _ in range(3):
+        env.step(np.array([0, 0]))
+    late = env.render()
+    # Bottom-right corner: away from the glimpse box and the header text. Red (RGB channel 0) grows.
+    assert late[-5, -5, 0] > early[-5, -5, 0] + 100
+
+
+def test_importing_envs_does_not_import_torch() -> None:
+    code = "import sys, envs, gymnasium; gymnasium.make('SyntheticGlimpse-v0'); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_demo_command_runs_random_episodes() -> None:
+    out = subprocess.run([sys.executable, "-m", "envs", "--episodes", "2", "--num-classes", "5", "--feature-dim", "16"],
+                         capture_output=True, text=True, check=True)
+    assert "episode 1" in out.stdout and "accuracy" in out.stdout
+
+
+def _equal(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, tuple | list):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return a.dtype == np.asarray(b).dtype and np.array_equal(a, b)
+    return type(a) is type(b) and a == b

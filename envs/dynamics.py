@@ -72,6 +72,44 @@ class EpisodeRules:
     def center_cell(self) -> int:
         return (self.grid // 2) * self.grid + self.grid // 2
 
+    # The rules below are plain arithmetic, so the same code steps one episode (Python ints, as the
+    # single env does, fast) or a batch (numpy arrays, as the vector env does).
+    def frame_of(self, steps):
+        """Frame of the glimpse seen after ``steps`` steps (the last frame once the clip is used up)."""
+        m = self.glimpses_per_frame
+        return steps // m - (steps >= self.frames * m)
+
+    def next_frame_of(self, steps):
+        """Frame that the cell chosen at this step will be looked at in."""
+        return self.frame_of(steps + 1)
+
+    def progress(self, steps):
+        """(frame index / T, glimpse index within the frame / m) after ``steps`` steps."""
+        m = self.glimpses_per_frame
+        return (steps // m) / self.frames, (steps % m) / m
+
+    def transition(self, steps, n_true_pos, n_false_pos, correct):
+        """One step: count the prediction, end the episode when it is due, pay the reward.
+
+        Returns (steps, n_true_pos, n_false_pos, terminated, reward).
+        """
+        steps = steps + 1
+        n_true_pos = n_true_pos + correct
+        n_false_pos = n_false_pos + (1 - correct)
+        last = steps >= self.episode_length
+        reward = step_reward(self.reward_mode, correct, n_true_pos, n_false_pos, last,
+                             self.eta, self.reward_positive, self.reward_negative)
+        return steps, n_true_pos, n_false_pos, last, reward
+
+    def check_action(self, cell: int, prediction: int, space: spaces.MultiDiscrete) -> None:
+        """Raise ``ValueError`` saying how to fix an action outside the action space."""
+        if not (0 <= cell < self.num_cells and 0 <= prediction < self.num_classes):
+            raise ValueError(
+                f"action {[cell, prediction]} is outside the action space {space}: the cell must lie in "
+                f"[0, {self.num_cells - 1}] (row-major on the {self.grid}x{self.grid} grid) and the class in "
+                f"[0, {self.num_classes - 1}]"
+            )
+
     def observation_space(self) -> spaces.Dict:
         dtype = np.dtype(self.observation_dtype)
         entries: dict[str, spaces.Space[Any]] = {
@@ -88,7 +126,7 @@ class EpisodeRules:
 
 
 class EpisodeBatch:
-    """State of ``size`` episodes over one feature source, advanced in lockstep-free numpy batches."""
+    """State of ``size`` episodes over one feature source (the batched vector env's state)."""
 
     def __init__(self, source: FeatureSource, rules: EpisodeRules, size: int) -> None:
         self.source, self.rules, self.size = source, rules, size
@@ -102,7 +140,6 @@ class EpisodeBatch:
         self.prediction = np.full(size, -1, dtype=np.int64)
         self.done = np.zeros(size, dtype=bool)
 
-    # -- transitions ----------------------------------------------------------------------------
     def start(self, idx: np.ndarray, clips: np.ndarray, locations: np.ndarray) -> None:
         """Begin new episodes in slots ``idx`` on ``clips``, first glimpse at ``locations``."""
         self.clip[idx] = clips
@@ -116,29 +153,17 @@ class EpisodeBatch:
         self.done[idx] = False
 
     def advance(self, idx: np.ndarray, cells: np.ndarray, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Score the predictions of slots ``idx``, move their glimpses to ``cells``.
+        """Score the predictions of slots ``idx`` and move their glimpses to ``cells``.
 
         Returns (reward float32, terminated bool) for those slots.
         """
         correct = self.source.is_correct(self.clip[idx], predictions)
-        self.n_true_pos[idx] += correct
-        self.n_false_pos[idx] += ~correct
-        self.steps[idx] += 1
+        steps, n_pos, n_neg, last, reward = self.rules.transition(
+            self.steps[idx], self.n_true_pos[idx], self.n_false_pos[idx], correct)
+        self.steps[idx], self.n_true_pos[idx], self.n_false_pos[idx], self.done[idx] = steps, n_pos, n_neg, last
         self.location[idx] = cells
         self.prediction[idx] = predictions
-        last = self.steps[idx] >= self.rules.episode_length
-        self.done[idx] = last
-        r = self.rules
-        reward = step_reward(
-            r.reward_mode, correct, self.n_true_pos[idx], self.n_false_pos[idx], last,
-            r.eta, r.reward_positive, r.reward_negative,
-        )
-        return reward, last
-
-    # -- views ----------------------------------------------------------------------------------
-    def frame(self, idx: np.ndarray) -> np.ndarray:
-        """Frame of the current glimpse (the last frame once the clip is used up)."""
-        return np.minimum(self.steps[idx] // self.rules.glimpses_per_frame, self.rules.frames - 1)
+        return np.asarray(reward, dtype=np.float32), last
 
     def observe(self, idx: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Batched observation and info entries of slots ``idx``.
@@ -146,12 +171,9 @@ class EpisodeBatch:
         ``is_success`` (last prediction right) is only meaningful where the episode is done.
         """
         r = self.rules
-        clips, frames, location = self.clip[idx], self.frame(idx), self.location[idx]
-        progress = np.stack(
-            [np.minimum(self.steps[idx] // r.glimpses_per_frame, r.frames) / r.frames,
-             (self.steps[idx] % r.glimpses_per_frame) / r.glimpses_per_frame],
-            axis=-1,
-        ).astype(np.float32)
+        clips, location, steps = self.clip[idx], self.location[idx], self.steps[idx]
+        frames = r.frame_of(steps)
+        progress = np.stack(r.progress(steps), axis=-1).astype(np.float32)
         glimpse, on_core = self.source.glimpse_on_core(clips, frames, location)
         obs = {"glimpse": glimpse, "location": location, "progress": progress}
         if r.observation_mode == "cube":
@@ -170,11 +192,8 @@ class EpisodeBatch:
 
     def next_core_mask(self, idx: np.ndarray) -> np.ndarray:
         """Core cells (bool, (B, K*K)) of the frame the next glimpse (the next action's cell) lands in."""
-        if not self.source.has_core:
-            raise ValueError(f"{self.source.description} has no ground-truth core annotation")
-        r = self.rules
-        frames = np.minimum((self.steps[idx] + 1) // r.glimpses_per_frame, r.frames - 1)
-        return self.source.core_mask(self.clip[idx], frames)
+        require_core(self.source)
+        return self.source.core_mask(self.clip[idx], self.rules.next_frame_of(self.steps[idx]))
 
     def check_actions(self, actions: np.ndarray, space: spaces.MultiDiscrete) -> np.ndarray:
         """Actions as int64 (B, 2); raise ``ValueError`` with a fix when they are outside the space."""
@@ -185,16 +204,18 @@ class EpisodeBatch:
                 f"(action space {space})"
             )
         arr = arr.astype(np.int64).reshape(-1, 2)
-        high = np.asarray(space.nvec)
-        bad = np.nonzero(((arr < 0) | (arr >= high)).any(axis=1))[0]
+        bad = np.nonzero(((arr < 0) | (arr >= np.asarray(space.nvec))).any(axis=1))[0]
         if len(bad):
-            a = arr[bad[0]]
-            raise ValueError(
-                f"action {a.tolist()} is outside the action space {space}: the cell must lie in "
-                f"[0, {high[0] - 1}] (row-major on the {self.rules.grid}x{self.rules.grid} grid) and the "
-                f"class in [0, {high[1] - 1}]"
-            )
+            self.rules.check_action(int(arr[bad[0], 0]), int(arr[bad[0], 1]), space)
         return arr
+
+
+def require_core(source: FeatureSource) -> None:
+    if not source.has_core:
+        raise ValueError(
+            f"{source.description} has no ground-truth core annotation (only the synthetic benchmark and "
+            "stores exported from it have one), so the oracle policy and focus accuracy are unavailable"
+        )
 
 
 def _integral(arr: np.ndarray) -> bool:

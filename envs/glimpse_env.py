@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from envs.datasets import build
-from envs.dynamics import EpisodeBatch
+from envs.dynamics import require_core
 
 
 class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
@@ -116,10 +117,10 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
         self.render_mode = render_mode
         self.observation_space = self.rules.observation_space()
         self.action_space = self.rules.action_space()
-        self._batch = EpisodeBatch(self.source, self.rules, 1)
-        self._slot = np.zeros(1, dtype=np.int64)
-        self._started = False
         self._renderer: Any = None
+        # One episode's state as Python scalars: the rules are plain arithmetic (envs.dynamics), and
+        # scalars keep a step far cheaper than numpy batches of one.
+        self.episode: Episode | None = None
 
     @property
     def num_clips(self) -> int:
@@ -138,26 +139,33 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
         location = self.rules.center_cell
         if self.rules.initial_location == "random":
             location = int(self.np_random.integers(self.rules.num_cells))
-        self._batch.start(self._slot, np.array([clip]), np.array([location]))
-        self._started = True
-        return self._observe(final=False)
+        first = np.array([clip])
+        label, video_id = int(self.source.labels(first)[0]), str(self.source.video_ids(first)[0])
+        self.episode = Episode(clip, label, self.source.label_set(clip), video_id, location)
+        return self._observe()
 
     def step(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
-        if not self._started or self._batch.done[0]:
+        ep = self.episode
+        if ep is None or ep.done:
             raise RuntimeError(
                 "step() called on a finished episode (or before reset()): call env.reset() to start the next clip"
             )
-        act = self._batch.check_actions(action, self.action_space)
-        reward, last = self._batch.advance(self._slot, act[:, 0], act[:, 1])
-        obs, info = self._observe(final=bool(last[0]))
-        return obs, float(reward[0]), bool(last[0]), False, info
+        cell, prediction = self._parse(action)
+        correct = prediction in ep.labels
+        ep.steps, ep.n_true_pos, ep.n_false_pos, ep.done, reward = self.rules.transition(
+            ep.steps, ep.n_true_pos, ep.n_false_pos, correct)
+        ep.location, ep.prediction = cell, prediction
+        obs, info = self._observe()
+        return obs, float(reward), ep.done, False, info
 
     def next_core_mask(self) -> np.ndarray:
         """Ground-truth core cells (bool (K*K,)) of the frame the next action's glimpse lands in.
 
         For the ``oracle`` baseline; raises ``ValueError`` where the data has no core annotation.
         """
-        return self._batch.next_core_mask(self._slot)[0]
+        ep = self._require_episode()
+        require_core(self.source)
+        return self.source.core_mask(np.array([ep.clip]), np.array([self.rules.next_frame_of(ep.steps)]))[0]
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:
@@ -167,22 +175,74 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
 
         if self._renderer is None:
             self._renderer = FrameRenderer(self.source, self.rules)
-        if not self._started:
-            self._batch.start(self._slot, np.array([0]), np.array([self.rules.center_cell]))
-        return self._renderer.draw(self._batch, 0)
+        ep = self._require_episode()
+        return self._renderer.draw(ep.clip, self.rules.frame_of(ep.steps), ep.location, ep.label, ep.prediction,
+                                   ep.video_id)
 
     def close(self) -> None:
         self._renderer = None
 
     # -- helpers --------------------------------------------------------------------------------
-    def _observe(self, final: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-        batch_obs, batch_info = self._batch.observe(self._slot)
-        obs = {k: v[0] for k, v in batch_obs.items()}
-        obs["location"] = np.int64(obs["location"])
-        info = {k: _python(v[0]) for k, v in batch_info.items()}
-        if not final:
-            del info["is_success"]
+    def _require_episode(self) -> Episode:
+        if self.episode is None:
+            raise RuntimeError("no episode yet: call env.reset() first")
+        return self.episode
+
+    def _parse(self, action: Any) -> tuple[int, int]:
+        """(cell, class) of an action; ``ValueError`` with the fix for anything outside the space."""
+        if type(action) is np.ndarray and action.shape == (2,) and action.dtype.kind in "iu":  # the usual case
+            cell, prediction = action.tolist()
+            self.rules.check_action(cell, prediction, self.action_space)
+            return cell, prediction
+        arr = np.asarray(action)
+        if arr.shape != (2,) or not (arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and np.all(arr == np.round(arr)))):
+            raise ValueError(
+                f"invalid action {action!r}: expected two integers [cell, class] (action space {self.action_space})"
+            )
+        cell, prediction = (int(v) for v in arr.tolist())
+        self.rules.check_action(cell, prediction, self.action_space)
+        return cell, prediction
+
+    def _observe(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        ep, rules = self.episode, self.rules
+        assert ep is not None
+        frame = rules.frame_of(ep.steps)
+        glimpse, on_core = self.source.one_glimpse(ep.clip, frame, ep.location)
+        obs = {
+            "glimpse": glimpse,
+            "location": np.int64(ep.location),
+            "progress": np.array(rules.progress(ep.steps), dtype=np.float32),
+        }
+        if rules.observation_mode == "cube":
+            obs["cube"] = self.source.one_cube(ep.clip, frame)
+        info = {
+            "label": ep.label,
+            "video_id": ep.video_id,
+            "frame": frame,
+            "location": ep.location,
+            "on_core": on_core,
+            "n_true_pos": ep.n_true_pos,
+            "n_false_pos": ep.n_false_pos,
+        }
+        if ep.done:
+            info["is_success"] = ep.prediction in ep.labels
         return obs, info
+
+
+@dataclass
+class Episode:
+    """The state of the single env's current episode."""
+
+    clip: int
+    label: int
+    labels: frozenset[int]
+    video_id: str
+    location: int
+    steps: int = 0
+    n_true_pos: int = 0
+    n_false_pos: int = 0
+    prediction: int = -1
+    done: bool = False
 
 
 def choose_clip(rng: np.random.Generator, num_clips: int, options: dict[str, Any] | None) -> int:
@@ -196,8 +256,3 @@ def choose_clip(rng: np.random.Generator, num_clips: int, options: dict[str, Any
             )
         return int(index)
     return int(rng.integers(num_clips))
-
-
-def _python(value: Any) -> Any:
-    """numpy scalar -> Python scalar, so infos look like any Gymnasium env's."""
-    return value.item() if isinstance(value, np.generic) else value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from envs.dynamics import EpisodeBatch, EpisodeRules
+from envs.dynamics import EpisodeRules
 from envs.sources import FeatureSource
 
 CELL_PIXELS = 32
@@ -27,9 +27,8 @@ class FrameRenderer:
         self._video_clip: int | None = None
         self._video_frames: list[np.ndarray] | None = None
 
-    def draw(self, batch: EpisodeBatch, slot: int) -> np.ndarray:
-        idx = np.array([slot])
-        clip, frame = int(batch.clip[slot]), int(batch.frame(idx)[0])
+    def draw(self, clip: int, frame: int, location: int, label: int, prediction: int, video_id: str) -> np.ndarray:
+        """Image of ``frame`` of ``clip`` with the glimpse at ``location`` (``prediction`` -1: none yet)."""
         canvas = np.zeros((HEADER_PIXELS + self.size, self.size, 3), dtype=np.uint8)
         canvas[HEADER_PIXELS:] = self._background(clip, frame)
         grid = self.rules.grid
@@ -41,14 +40,13 @@ class FrameRenderer:
             core = self.source.core_mask(np.array([clip]), np.array([frame]))[0]
             for cell in np.nonzero(core)[0]:
                 self._box(view, int(cell), CORE_COLOUR, 2)
-        self._box(view, int(batch.location[slot]), GLIMPSE_COLOUR, 3)
+        self._box(view, location, GLIMPSE_COLOUR, 3)
         names = self.source.class_names
-        label = names[int(batch.label[slot])]
-        pred = int(batch.prediction[slot])
-        text1 = f"{batch.video_id[slot]}  frame {frame + 1}/{self.rules.frames}"
-        text2 = f"label: {label}   pred: {names[pred] if pred >= 0 else '-'}"
-        cv2.putText(canvas, text1[:40], (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
-        colour = (255, 255, 255) if pred < 0 else ((64, 255, 64) if pred == int(batch.label[slot]) else (255, 96, 96))
+        text1 = f"{video_id}  frame {frame + 1}/{self.rules.frames}"
+        text2 = f"label: {names[label]}   pred: {names[prediction] if prediction >= 0 else '-'}"
+        white = (255, 255, 255)
+        colour = white if prediction < 0 else (CORE_COLOUR if prediction == label else GLIMPSE_COLOUR)
+        cv2.putText(canvas, text1[:40], (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.38, white, 1, cv2.LINE_AA)
         cv2.putText(canvas, text2[:40], (4, 33), cv2.FONT_HERSHEY_SIMPLEX, 0.38, colour, 1, cv2.LINE_AA)
         return canvas
 

@@ -77,6 +77,22 @@ class FeatureSource(ABC):
         """Path of the clip's readable source video and its sampled timestamps (s), if known."""
         return None
 
+    # One-clip access for the single env, where numpy's per-call overhead on batches of one would
+    # dominate a step. Defaults go through the batched methods; sources override them for speed.
+    def label_set(self, clip: int) -> frozenset[int]:
+        """All labels of one clip."""
+        mask = self.is_correct(np.full(self.num_classes, clip), np.arange(self.num_classes))
+        return frozenset(np.nonzero(mask)[0].tolist())
+
+    def one_glimpse(self, clip: int, frame: int, cell: int) -> tuple[np.ndarray, bool | None]:
+        """One cell (D,) of one frame, and whether it lies on the core (None without annotation)."""
+        glimpse, on_core = self.glimpse_on_core(np.array([clip]), np.array([frame]), np.array([cell]))
+        return glimpse[0], None if on_core is None else bool(on_core[0])
+
+    def one_cube(self, clip: int, frame: int) -> np.ndarray:
+        """One whole frame (K, K, D)."""
+        return self.cube(np.array([clip]), np.array([frame]))[0]
+
 
 def check_finite(values: np.ndarray, what: str) -> np.ndarray:
     """Raise ``InvalidFeaturesError`` if ``values`` holds NaN or inf."""
@@ -165,6 +181,20 @@ class StoreSource(FeatureSource):
         if self._core is None:
             return None
         return np.asarray(self._core[self._rows[clips], frames], dtype=bool)
+
+    def label_set(self, clip: int) -> frozenset[int]:
+        return frozenset(self._records[clip].labels)
+
+    def one_glimpse(self, clip: int, frame: int, cell: int) -> tuple[np.ndarray, bool | None]:
+        r, c = divmod(cell, self.grid)
+        row = self._rows[clip]
+        values = check_finite(self.store.features[row, frame, r, c], f"{self.description}, clip {clip}")
+        on_core = None if self._core is None else bool(self._core[row, frame, cell])
+        return values.astype(self.dtype), on_core
+
+    def one_cube(self, clip: int, frame: int) -> np.ndarray:
+        values = self.store.features[self._rows[clip], frame]
+        return check_finite(values, f"{self.description}, clip {clip}").astype(self.dtype)
 
     def source_video(self, clip: int) -> tuple[str, list[float]] | None:
         record = self._records[clip]

@@ -34,6 +34,7 @@ SUBSET_IDS = {TRAIN: 1, TEST: 2}
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_DIRECTIONS = 1024  # actors move along one of this many headings
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -102,13 +103,13 @@ def _class_table(cfg: SyntheticConfig) -> np.ndarray:
     rng = np.random.default_rng([cfg.data_seed, 0x5EED])
     c, d, j = cfg.num_classes, cfg.feature_dim, cfg.noise_variants
     # Sparse non-negative prototypes: each class drives about one channel in eight.
-    prototypes = (rng.random((c, d)) < 0.125) * rng.uniform(0.5, 1.5, (c, d))
-    signature = (rng.random(d) < 0.0625) * rng.uniform(0.5, 1.5, d) * cfg.saliency
-    baseline = rng.uniform(-0.6, 0.4, d)  # shifted so ReLU zeroes about half the background values
+    prototypes = ((rng.random((c, d)) < 0.125) * rng.uniform(0.5, 1.5, (c, d))).astype(np.float32)
+    signature = ((rng.random(d) < 0.0625) * rng.uniform(0.5, 1.5, d) * cfg.saliency).astype(np.float32)
+    baseline = rng.uniform(-0.6, 0.4, d).astype(np.float32)  # shifted so ReLU zeroes about half the background values
     strength = 0.35  # weak per-frame evidence: memory across frames is what makes it reliable
 
     # One noise bank shared by all classes, so a noise variant carries no class information.
-    noise = rng.normal(0.0, cfg.noise, (j, d))
+    noise = rng.normal(0.0, cfg.noise, (j, d)).astype(np.float32)
     core = baseline + strength * prototypes[:, None] + 0.35 * signature + noise
     distractor = baseline + strength * prototypes[:, None] + noise
     background = baseline + noise
@@ -134,8 +135,12 @@ class SyntheticSource(FeatureSource):
         self._table = _class_table(config).astype(self.dtype)
         self._key = _hash(np.uint64(config.data_seed), np.uint64(SUBSET_IDS[subset]))
         self._num_actors = 1 + config.num_distractors
-        cells = np.arange(GRID * GRID)
-        self._cell_rows, self._cell_cols = np.divmod(cells, GRID)
+        self._actor_salt = (np.arange(1, self._num_actors + 1, dtype=np.uint64) * _GOLDEN)[None, :]
+        self._is_core = (np.arange(self._num_actors) == 0)[None, :]
+        angles = np.arange(_DIRECTIONS) * (2 * np.pi / _DIRECTIONS)
+        self._velocity_r, self._velocity_c = config.drift * np.sin(angles), config.drift * np.cos(angles)
+        self._layout_clip: int | None = None
+        self._layout: tuple[np.ndarray, list[list[int]], list[list[bool]]] | None = None
 
     # -- labels ---------------------------------------------------------------------------------
     def labels(self, clips: np.ndarray) -> np.ndarray:
@@ -148,46 +153,46 @@ class SyntheticSource(FeatureSource):
         return np.array([f"synthetic-{self.subset}-{int(c):06d}" for c in np.atleast_1d(clips)], dtype=object)
 
     # -- layout ---------------------------------------------------------------------------------
-    def _actors(self, clips: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Top-left row/col, height/width and class of every actor at the given frames: 5 x (B, A)."""
+    def _actors(self, clip_key: np.ndarray, clips: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Top-left row/col, height/width and class of every actor at the given frames: 5 x (B, A).
+
+        Actor 0 is the core; each actor's size, start, direction and (for distractors) class come from
+        one 64-bit hash of (clip, actor).
+        """
         cfg = self.config
-        clips = np.asarray(clips, dtype=np.uint64)[:, None]
-        h = _hash(self._key, clips, np.arange(self._num_actors, dtype=np.uint64)[None, :])  # (B, A)
-        height = 1 + (h & np.uint64(1)).astype(np.int64)
-        width = 1 + ((h >> np.uint64(1)) & np.uint64(1)).astype(np.int64)
-        unit = 1.0 / 65536.0
+        h = _mix(clip_key[:, None] ^ self._actor_salt)  # (B, A)
+        size = (h & np.uint64(3)).astype(np.int64)
+        height, width = 1 + (size & 1), 1 + (size >> 1)
         room_r, room_c = GRID - height, GRID - width
-        start_r = ((h >> np.uint64(2)) & np.uint64(0xFFFF)).astype(np.float64) * unit * (room_r + 0.999)
-        start_c = ((h >> np.uint64(18)) & np.uint64(0xFFFF)).astype(np.float64) * unit * (room_c + 0.999)
-        angle = ((h >> np.uint64(34)) & np.uint64(0xFFFF)).astype(np.float64) * unit * (2 * np.pi)
+        start_r = ((h >> np.uint64(2)) & np.uint64(0xFFFF)) * (1 / 65536) * (room_r + 0.999)
+        start_c = ((h >> np.uint64(18)) & np.uint64(0xFFFF)) * (1 / 65536) * (room_c + 0.999)
+        direction = ((h >> np.uint64(34)) & np.uint64(_DIRECTIONS - 1)).astype(np.intp)
         t = np.asarray(frames, dtype=np.float64)[:, None]
-        row = _bounce(start_r + cfg.drift * np.sin(angle) * t, room_r)
-        col = _bounce(start_c + cfg.drift * np.cos(angle) * t, room_c)
-        label = self.labels(clips[:, 0])[:, None]
-        offset = 1 + ((h >> np.uint64(50)).astype(np.int64) % (cfg.num_classes - 1))
-        cls = np.where(np.arange(self._num_actors)[None, :] == 0, label, (label + offset) % cfg.num_classes)
+        row = _bounce(start_r + self._velocity_r[direction] * t, room_r)
+        col = _bounce(start_c + self._velocity_c[direction] * t, room_c)
+        label = self.labels(clips)[:, None]
+        offset = 1 + ((h >> np.uint64(50)) % np.uint64(cfg.num_classes - 1)).astype(np.int64)
+        cls = np.where(self._is_core, label, (label + offset) % cfg.num_classes)
         return row, col, height, width, cls
 
     def _rows_for(self, clips: np.ndarray, frames: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Table row of each (clip, frame, cell) and whether it is a core cell; ``cells`` is (B, n)."""
         cfg = self.config
-        row, col, height, width, cls = (a[:, None, :] for a in self._actors(clips, frames))  # (B, 1, A)
-        r, c = (x[..., None] for x in np.divmod(cells, GRID))  # (B, n, 1)
-        covered = (row <= r) & (r < row + height) & (col <= c) & (c < col + width)  # (B, n, A)
-        actor = covered.argmax(axis=-1)  # first covering actor: the core wins overlaps
-        any_actor = covered.any(axis=-1)
-        actor_class = np.take_along_axis(np.broadcast_to(cls, covered.shape), actor[..., None], -1)[..., 0]
-        variant = _hash(self._key, np.asarray(clips, np.uint64)[:, None], np.asarray(frames, np.uint64)[:, None],
-                        np.asarray(cells, np.uint64) + np.uint64(1 << 20))
-        variant = (variant % np.uint64(cfg.noise_variants)).astype(np.int64)
+        clip_key = _mix(self._key ^ np.asarray(clips, dtype=np.uint64))
+        row, col, height, width, cls = self._actors(clip_key, clips, frames)  # (B, A) each
+        r, c = np.divmod(cells, GRID)  # (B, n)
+        spot = np.asarray(frames, dtype=np.uint64)[:, None] * np.uint64(GRID * GRID) + np.asarray(cells, np.uint64)
+        variant = (_mix(clip_key[:, None] ^ spot) % np.uint64(cfg.noise_variants)).astype(np.int64)
         cj = cfg.num_classes * cfg.noise_variants
-        on_core = any_actor & (actor == 0)
-        table_row = np.where(
-            any_actor,
-            np.where(on_core, 0, cj) + actor_class * cfg.noise_variants + variant,
-            2 * cj + variant,
-        )
-        return table_row, on_core
+        table_row = 2 * cj + variant  # background
+        covered = np.zeros(r.shape, dtype=bool)
+        # Paint the actors back to front, so the core (actor 0) wins where rectangles overlap.
+        for k in reversed(range(self._num_actors)):
+            top, left = row[:, k, None], col[:, k, None]
+            covered = (top <= r) & (r < top + height[:, k, None]) & (left <= c) & (c < left + width[:, k, None])
+            first_row = (0 if k == 0 else cj) + cls[:, k, None] * cfg.noise_variants
+            table_row = np.where(covered, first_row + variant, table_row)
+        return table_row, covered  # after the loop, ``covered`` is the core's rectangle
 
     # -- features -------------------------------------------------------------------------------
     def glimpse(self, clips: np.ndarray, frames: np.ndarray, cells: np.ndarray) -> np.ndarray:
@@ -208,13 +213,33 @@ class SyntheticSource(FeatureSource):
         cells = np.broadcast_to(np.arange(GRID * GRID), (len(clips), GRID * GRID))
         return self._rows_for(clips, frames, cells)[1]
 
+    # -- one clip at a time (the single env) ----------------------------------------------------
+    def label_set(self, clip: int) -> frozenset[int]:
+        return frozenset((clip % self.config.num_classes,))
+
+    def _clip_layout(self, clip: int) -> tuple[np.ndarray, list[list[int]], list[list[bool]]]:
+        """Table rows and core flags of every (frame, cell) of one clip, memoised for the last clip."""
+        if self._layout_clip != clip:
+            t, cells = self.config.frames, GRID * GRID
+            rows, core = self._rows_for(np.full(t, clip), np.arange(t), np.broadcast_to(np.arange(cells), (t, cells)))
+            self._layout = (rows, rows.tolist(), core.tolist())
+            self._layout_clip = clip
+        return self._layout
+
+    def one_glimpse(self, clip: int, frame: int, cell: int) -> tuple[np.ndarray, bool]:
+        _, rows, core = self._clip_layout(clip)
+        return self._table[rows[frame][cell]].copy(), core[frame][cell]
+
+    def one_cube(self, clip: int, frame: int) -> np.ndarray:
+        rows = self._clip_layout(clip)[0]
+        return self._table[rows[frame]].reshape(GRID, GRID, self.feature_dim)
+
 
 def _bounce(x: np.ndarray, room: np.ndarray) -> np.ndarray:
-    """Position on [0, room] of a point moving along ``x`` and reflecting at both ends, rounded."""
-    period = np.maximum(2 * room, 1)
-    folded = np.abs(np.mod(x, period))
-    pos = np.where(folded > room, period - folded, folded)
-    return np.clip(np.floor(pos + 0.5), 0, room).astype(np.int64)
+    """Position on [0, room] (room >= 1) of a point moving along ``x``, reflecting at both ends, rounded."""
+    period = 2 * room
+    folded = np.mod(x, period)
+    return np.floor(np.where(folded > room, period - folded, folded) + 0.5).astype(np.int64)
 
 
 def export_synthetic_store(path: str | os.PathLike[str], config: SyntheticConfig | None = None) -> Path:

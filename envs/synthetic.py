@@ -38,12 +38,19 @@ _DIRECTIONS = 1024  # actors move along one of this many headings
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: a well-mixed 64-bit hash of a uint64 array."""
+    """splitmix64's finaliser: a well-mixed 64-bit hash of a uint64 array (in place after the first add)."""
     with np.errstate(over="ignore"):
-        z = x + _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * _MIX1
-        z = (z ^ (z >> np.uint64(27))) * _MIX2
-        return z ^ (z >> np.uint64(31))
+        z = np.add(x, _GOLDEN, dtype=np.uint64)
+        if z.ndim == 0:  # numpy scalars have no in-place ops
+            z = (z ^ (z >> np.uint64(30))) * _MIX1
+            z = (z ^ (z >> np.uint64(27))) * _MIX2
+            return z ^ (z >> np.uint64(31))
+        z ^= z >> np.uint64(30)
+        z *= _MIX1
+        z ^= z >> np.uint64(27)
+        z *= _MIX2
+        z ^= z >> np.uint64(31)
+        return z
 
 
 def _hash(key: np.ndarray, *values: np.ndarray) -> np.ndarray:
@@ -138,9 +145,13 @@ class SyntheticSource(FeatureSource):
         self._actor_salt = (np.arange(1, self._num_actors + 1, dtype=np.uint64) * _GOLDEN)[None, :]
         self._is_core = (np.arange(self._num_actors) == 0)[None, :]
         angles = np.arange(_DIRECTIONS) * (2 * np.pi / _DIRECTIONS)
-        self._velocity_r, self._velocity_c = config.drift * np.sin(angles), config.drift * np.cos(angles)
+        self._velocity = config.drift * np.stack([np.sin(angles), np.cos(angles)], -1)  # cells/frame
+        tall, wide = np.arange(4) & 1, np.arange(4) >> 1  # the four actor sizes
+        self._room = np.stack([GRID - 1 - tall, GRID - 1 - wide], -1)
+        self._shape_bits = np.array([1 | (w << 1) | (t << GRID) | ((t & w) << (GRID + 1)) for t, w in zip(tall, wide)],
+                                    dtype=np.uint64)
         self._layout_clip: int | None = None
-        self._layout: tuple[np.ndarray, list[list[int]], list[list[bool]]] | None = None
+        self._layout: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty(0))
 
     # -- labels ---------------------------------------------------------------------------------
     def labels(self, clips: np.ndarray) -> np.ndarray:
@@ -153,46 +164,43 @@ class SyntheticSource(FeatureSource):
         return np.array([f"synthetic-{self.subset}-{int(c):06d}" for c in np.atleast_1d(clips)], dtype=object)
 
     # -- layout ---------------------------------------------------------------------------------
-    def _actors(self, clip_key: np.ndarray, clips: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Top-left row/col, height/width and class of every actor at the given frames: 5 x (B, A).
+    def _actors(self, clip_key: np.ndarray, clips: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where every actor is at the given frames, and its class: 2 x (B, A).
 
-        Actor 0 is the core; each actor's size, start, direction and (for distractors) class come from
-        one 64-bit hash of (clip, actor).
+        Actor 0 is the core. Each actor's size (1 x 1, 1 x 2, 2 x 1 or 2 x 2 cells), start, heading and
+        (for distractors) class come from one 64-bit hash of (clip, actor). Its cells at a frame are
+        returned as a bit mask over the 49 grid cells (bit ``r * 7 + c``).
         """
         cfg = self.config
         h = _mix(clip_key[:, None] ^ self._actor_salt)  # (B, A)
-        size = (h & np.uint64(3)).astype(np.int64)
-        height, width = 1 + (size & 1), 1 + (size >> 1)
-        room_r, room_c = GRID - height, GRID - width
-        start_r = ((h >> np.uint64(2)) & np.uint64(0xFFFF)) * (1 / 65536) * (room_r + 0.999)
-        start_c = ((h >> np.uint64(18)) & np.uint64(0xFFFF)) * (1 / 65536) * (room_c + 0.999)
-        direction = ((h >> np.uint64(34)) & np.uint64(_DIRECTIONS - 1)).astype(np.intp)
-        t = np.asarray(frames, dtype=np.float64)[:, None]
-        row = _bounce(start_r + self._velocity_r[direction] * t, room_r)
-        col = _bounce(start_c + self._velocity_c[direction] * t, room_c)
+        size = (h & np.uint64(3)).astype(np.intp)  # bit 0: two rows tall, bit 1: two columns wide
+        room = self._room[size]  # (B, A, 2): free rows / columns for the top-left corner
+        fraction = np.stack([(h >> np.uint64(2)) & np.uint64(0xFFFF), (h >> np.uint64(18)) & np.uint64(0xFFFF)], -1)
+        start = fraction * (1 / 65536) * (room + 0.999)
+        heading = ((h >> np.uint64(34)) & np.uint64(_DIRECTIONS - 1)).astype(np.intp)
+        t = np.asarray(frames, dtype=np.float64)[:, None, None]
+        top_left = _bounce(start + self._velocity[heading] * t, room)  # (B, A, 2)
+        cover = self._shape_bits[size] << (top_left[..., 0] * GRID + top_left[..., 1]).astype(np.uint64)
         label = self.labels(clips)[:, None]
         offset = 1 + ((h >> np.uint64(50)) % np.uint64(cfg.num_classes - 1)).astype(np.int64)
-        cls = np.where(self._is_core, label, (label + offset) % cfg.num_classes)
-        return row, col, height, width, cls
+        return cover, np.where(self._is_core, label, (label + offset) % cfg.num_classes)
 
     def _rows_for(self, clips: np.ndarray, frames: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Table row of each (clip, frame, cell) and whether it is a core cell; ``cells`` is (B, n)."""
         cfg = self.config
         clip_key = _mix(self._key ^ np.asarray(clips, dtype=np.uint64))
-        row, col, height, width, cls = self._actors(clip_key, clips, frames)  # (B, A) each
-        r, c = np.divmod(cells, GRID)  # (B, n)
-        spot = np.asarray(frames, dtype=np.uint64)[:, None] * np.uint64(GRID * GRID) + np.asarray(cells, np.uint64)
+        cover, cls = self._actors(clip_key, clips, frames)  # (B, A) each
+        cells = np.asarray(cells, dtype=np.uint64)
+        spot = np.asarray(frames, dtype=np.uint64)[:, None] * np.uint64(GRID * GRID) + cells
         variant = (_mix(clip_key[:, None] ^ spot) % np.uint64(cfg.noise_variants)).astype(np.int64)
         cj = cfg.num_classes * cfg.noise_variants
+        first_row = np.where(self._is_core, 0, cj) + cls * cfg.noise_variants  # (B, A): each actor's table block
         table_row = 2 * cj + variant  # background
-        covered = np.zeros(r.shape, dtype=bool)
         # Paint the actors back to front, so the core (actor 0) wins where rectangles overlap.
         for k in reversed(range(self._num_actors)):
-            top, left = row[:, k, None], col[:, k, None]
-            covered = (top <= r) & (r < top + height[:, k, None]) & (left <= c) & (c < left + width[:, k, None])
-            first_row = (0 if k == 0 else cj) + cls[:, k, None] * cfg.noise_variants
-            table_row = np.where(covered, first_row + variant, table_row)
-        return table_row, covered  # after the loop, ``covered`` is the core's rectangle
+            covered = ((cover[:, k, None] >> cells) & np.uint64(1)).astype(bool)
+            table_row = np.where(covered, first_row[:, k, None] + variant, table_row)
+        return table_row, covered  # after the loop, ``covered`` is the core's cells
 
     # -- features -------------------------------------------------------------------------------
     def glimpse(self, clips: np.ndarray, frames: np.ndarray, cells: np.ndarray) -> np.ndarray:
@@ -217,22 +225,20 @@ class SyntheticSource(FeatureSource):
     def label_set(self, clip: int) -> frozenset[int]:
         return frozenset((clip % self.config.num_classes,))
 
-    def _clip_layout(self, clip: int) -> tuple[np.ndarray, list[list[int]], list[list[bool]]]:
+    def _clip_layout(self, clip: int) -> tuple[np.ndarray, np.ndarray]:
         """Table rows and core flags of every (frame, cell) of one clip, memoised for the last clip."""
         if self._layout_clip != clip:
             t, cells = self.config.frames, GRID * GRID
-            rows, core = self._rows_for(np.full(t, clip), np.arange(t), np.broadcast_to(np.arange(cells), (t, cells)))
-            self._layout = (rows, rows.tolist(), core.tolist())
+            self._layout = self._rows_for(np.full(t, clip), np.arange(t), np.broadcast_to(np.arange(cells), (t, cells)))
             self._layout_clip = clip
         return self._layout
 
     def one_glimpse(self, clip: int, frame: int, cell: int) -> tuple[np.ndarray, bool]:
-        _, rows, core = self._clip_layout(clip)
-        return self._table[rows[frame][cell]].copy(), core[frame][cell]
+        rows, core = self._clip_layout(clip)
+        return self._table[rows[frame, cell]].copy(), bool(core[frame, cell])  # a copy: never hand out the table
 
     def one_cube(self, clip: int, frame: int) -> np.ndarray:
-        rows = self._clip_layout(clip)[0]
-        return self._table[rows[frame]].reshape(GRID, GRID, self.feature_dim)
+        return self._table[self._clip_layout(clip)[0][frame]].reshape(GRID, GRID, self.feature_dim)
 
 
 def _bounce(x: np.ndarray, room: np.ndarray) -> np.ndarray:

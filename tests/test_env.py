@@ -181,3 +181,15 @@ def _equal(a, b) -> bool:
     if isinstance(a, np.ndarray):
         return a.dtype == np.asarray(b).dtype and np.array_equal(a, b)
     return type(a) is type(b) and a == b
+
+
+@pytest.mark.parametrize("env_id", list(ENV_IDS))
+def test_observations_are_copies(env_id: str, env_kwargs: dict) -> None:
+    env = gym.make(env_id, **env_kwargs[env_id])
+    obs, _ = env.reset(seed=0, options={"video_index": 0})
+    before = obs["glimpse"].copy()
+    obs["glimpse"][:] = -1.0  # a user scribbling on an observation must not change the data
+    obs["cube"][:] = -1.0
+    again, _ = env.reset(seed=0, options={"video_index": 0})
+    np.testing.assert_array_equal(again["glimpse"], before)
+    assert again["cube"].min() >= 0

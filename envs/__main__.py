@@ -31,10 +31,10 @@ def main(argv: list[str] | None = None) -> None:
           f"episode = {env.unwrapped.rules.episode_length} glimpses; random policy")
     correct = steps = 0
     for episode in range(1, args.episodes + 1):
-        obs, info = env.reset(seed=args.seed + episode)
+        env.reset(seed=args.seed + episode)
         done, total, on_core = False, 0.0, []
         while not done:
-            obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+            _, reward, terminated, truncated, info = env.step(env.action_space.sample())
             total += reward
             on_core.append(info["on_core"])
             done = terminated or truncated

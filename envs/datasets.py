@@ -17,7 +17,8 @@ from envs.store import FeatureStore
 from envs.synthetic import SyntheticConfig, SyntheticSource
 
 SYNTHETIC_KNOBS = tuple(f.name for f in fields(SyntheticConfig))
-RULE_KNOBS = tuple(f.name for f in fields(EpisodeRules) if f.name not in ("frames", "grid", "feature_dim", "num_classes"))
+SHAPE_KNOBS = ("frames", "grid", "feature_dim", "num_classes")
+RULE_KNOBS = tuple(f.name for f in fields(EpisodeRules) if f.name not in SHAPE_KNOBS)
 
 
 def build(
@@ -39,7 +40,8 @@ def build(
     if unknown:
         raise TypeError(
             f"unknown argument(s) {', '.join(unknown)} for a glimpse environment; known: "
-            f"{', '.join(('data_root', 'subset', 'split', 'frames', 'feature_dim', 'num_classes') + RULE_KNOBS + SYNTHETIC_KNOBS)}"
+            + ", ".join(("data_root", "subset", "split", "frames", "feature_dim", "num_classes", *RULE_KNOBS,
+                         *SYNTHETIC_KNOBS))
         )
     rule_kw = {k: v for k, v in options.items() if k in RULE_KNOBS}
     synthetic_kw = {k: v for k, v in options.items() if k in SYNTHETIC_KNOBS}

@@ -195,7 +195,8 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
             self.rules.check_action(cell, prediction, self.action_space)
             return cell, prediction
         arr = np.asarray(action)
-        if arr.shape != (2,) or not (arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and np.all(arr == np.round(arr)))):
+        integral = arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and bool(np.all(arr == np.round(arr))))
+        if arr.shape != (2,) or not integral:
             raise ValueError(
                 f"invalid action {action!r}: expected two integers [cell, class] (action space {self.action_space})"
             )

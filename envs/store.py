@@ -378,7 +378,7 @@ def write_store(
     splits: Sequence[str] | None = None,
 ) -> Path:
     """Write a whole in-memory (N, T, K, K, D) array as a finished store (for tests and small data)."""
-    n, frames, grid, _, dim = features.shape
+    _, frames, grid, _, dim = features.shape
     writer = StoreWriter.open(
         path,
         class_names=class_names,

@@ -148,8 +148,8 @@ class SyntheticSource(FeatureSource):
         self._velocity = config.drift * np.stack([np.sin(angles), np.cos(angles)], -1)  # cells/frame
         tall, wide = np.arange(4) & 1, np.arange(4) >> 1  # the four actor sizes
         self._room = np.stack([GRID - 1 - tall, GRID - 1 - wide], -1)
-        self._shape_bits = np.array([1 | (w << 1) | (t << GRID) | ((t & w) << (GRID + 1)) for t, w in zip(tall, wide)],
-                                    dtype=np.uint64)
+        # Bit mask of each size's cells with its top-left corner on cell 0 (bit r * 7 + c).
+        self._shape_bits = (1 | (wide << 1) | (tall << GRID) | ((tall & wide) << (GRID + 1))).astype(np.uint64)
         self._layout_clip: int | None = None
         self._layout: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty(0))
 

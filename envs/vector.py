@@ -70,8 +70,9 @@ class GlimpseVectorEnv(VectorEnv):
             if i in chosen and (s is not None or self._rngs[i] is None):
                 self._rngs[i], _ = seeding.np_random(s)
         video_index = options.get("video_index")
-        per_env = np.broadcast_to(np.asarray(video_index, dtype=object), (self.num_envs,)) if video_index is not None else None
-        self._start(idx, None if per_env is None else per_env[idx])
+        if video_index is not None:
+            video_index = np.broadcast_to(np.asarray(video_index, dtype=object), (self.num_envs,))[idx]
+        self._start(idx, video_index)
         self._autoreset[idx] = False
         self._started = True
         obs, info = self._batch.observe(self._all)

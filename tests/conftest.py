@@ -7,9 +7,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from store_fixtures import activitynet_like_store, generic_store, hmdb_like_store  # noqa: E402
+from store_fixtures import activitynet_like_store, generic_store, hmdb_like_store
 
-import envs  # noqa: E402,F401  (registers the env ids)
+import envs  # noqa: F401  (registers the env ids)
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +24,9 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 #: Small synthetic settings for fast tests.
-TINY_SYNTHETIC = {"num_classes": 5, "feature_dim": 16, "frames": 6, "train_clips_per_class": 4, "test_clips_per_class": 2}
+TINY_SYNTHETIC = {
+    "num_classes": 5, "feature_dim": 16, "frames": 6, "train_clips_per_class": 4, "test_clips_per_class": 2,
+}
 
 
 @pytest.fixture(scope="session")

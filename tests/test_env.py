@@ -9,10 +9,10 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import TINY_SYNTHETIC
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from conftest import TINY_SYNTHETIC
 from envs import ENV_IDS
 
 MODES = ("cube", "glimpse")
@@ -140,9 +140,9 @@ def test_render_returns_a_stable_rgb_image(env_id: str, env_kwargs: dict) -> Non
 
 def test_render_draws_the_real_video_frame_when_readable(tmp_path, stores: dict) -> None:
     import cv2
+    from store_fixtures import random_features
 
     from envs.store import ClipRecord, write_store
-    from store_fixtures import random_features
 
     video = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
@@ -177,7 +177,7 @@ def _equal(a, b) -> bool:
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
     if isinstance(a, tuple | list):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, np.ndarray):
         return a.dtype == np.asarray(b).dtype and np.array_equal(a, b)
     return type(a) is type(b) and a == b

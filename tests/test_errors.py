@@ -8,10 +8,10 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from store_fixtures import generic_store, random_features
 
 from envs.sources import InvalidFeaturesError
 from envs.store import IncompleteStoreError, StoreFormatError, StoreNotFoundError, StoreWriter
-from store_fixtures import generic_store, random_features
 
 
 def test_missing_store_names_the_command_that_builds_one(tmp_path: Path) -> None:

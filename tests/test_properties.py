@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gymnasium as gym
-import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

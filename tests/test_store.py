@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from store_fixtures import random_features
 
 from envs.store import (
     DONE_FILE,
@@ -15,7 +16,6 @@ from envs.store import (
     StoreFormatError,
     StoreWriter,
 )
-from store_fixtures import random_features
 
 RECORDS = [ClipRecord(f"v{i}", [i % 2], "train" if i < 3 else "test") for i in range(4)]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from test_env import _equal
 
 from envs import ENV_IDS, GlimpseVectorEnv
-from test_env import _equal
 
 
 def _assert_same(a, b, where: str) -> None:

@@ -35,12 +35,14 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
 
     ``Dict``:
 
-    | key        | space                       | meaning                                              |
-    |------------|-----------------------------|------------------------------------------------------|
-    | ``glimpse``  | Box(0, 65504, (D,))         | the cell looked at, in the current frame             |
-    | ``location`` | Discrete(K*K)               | where that cell is                                   |
-    | ``progress`` | Box(0, 1, (2,), float32)    | (frame index / T, glimpse index in the frame / m)    |
-    | ``cube``     | Box(0, 65504, (K,K,D))    | the whole current frame (``observation_mode="cube"``)|
+    | key          | space                     | meaning                                                |
+    |--------------|---------------------------|--------------------------------------------------------|
+    | ``glimpse``  | Box(0, 65504, (D,))       | the cell looked at, in the current frame               |
+    | ``location`` | Discrete(K*K)             | where that cell is                                     |
+    | ``progress`` | Box(0, 1, (2,), float32)  | (frame index / T, glimpse index in the frame / m)      |
+    | ``cube``     | Box(0, 65504, (K, K, D))  | the whole current frame (``observation_mode="cube"``)  |
+
+    (65504 is float16's largest value: stores hold float16 features.)
 
     ``observation_mode="glimpse"`` leaves ``cube`` out: the partially observed setting, where the
     agent never reads a cell it does not look at. Features are float32, or float16 with

@@ -1,0 +1,274 @@
+"""Command line: ``python -m feature_extractors {hmdb51,activitynet,videos,merge} ...``."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+
+from envs.store import StoreError
+
+from . import datasets
+from .backbone import IMAGENET_FILE, imagenet_weights_path
+from .datasets import ClipList
+from .errors import ExtractionError
+from .extract import ExtractOptions, Shard, default_workers, extract
+from .merge import merge
+
+DEFAULT_FPS = 10.0
+MAX_REPORT_LINES = 25
+
+DESCRIPTION = f"""\
+Turn videos into GoogLeNet feature stores for the glimpse environments.
+
+Every clip becomes T frames (default 30) resized to 224 x 224 and pushed through torchvision's GoogLeNet;
+the inception5b output (7 x 7 cells x 1024 channels) of each frame is stored as float16 in a feature
+store folder (features.npy, index.jsonl, meta.json) that HMDB51Glimpse-v0, ActivityNetGlimpse-v0 and
+StoreGlimpse-v0 read with data_root=<store>.
+
+Weights: --weights imagenet (default) needs torchvision's {IMAGENET_FILE} in
+  {imagenet_weights_path()}
+(download it once from https://download.pytorch.org/models/{IMAGENET_FILE}), or --weights <file>.
+--weights random uses a seeded random network (for trials; meta.json says so).
+
+An interrupted run resumes when you run the same command again. Videos that cannot be decoded are
+listed in <store>/failures.jsonl and the run goes on.
+"""
+
+EXAMPLES = """\
+examples:
+  python -m feature_extractors hmdb51 --videos hmdb51_org --splits testTrainMulti_7030_splits --out data/hmdb51
+  python -m feature_extractors activitynet --videos anet_videos --annotations activity_net.v1-3.min.json \\
+      --out data/activitynet
+  python -m feature_extractors videos --list my_videos.txt --classes my_classes.txt --out data/mine
+  # four machines share one dataset, then join the parts:
+  python -m feature_extractors hmdb51 ... --shard 0/4 --out part0     (1/4, 2/4, 3/4 elsewhere)
+  python -m feature_extractors merge --out data/hmdb51 part0 part1 part2 part3
+"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ExtractionError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _add_common(parser: argparse.ArgumentParser, default_fps: float | None) -> None:
+    parser.add_argument("--out", required=True, metavar="STORE", help="store folder to create or resume")
+    group = parser.add_argument_group("frames")
+    group.add_argument(
+        "--frames",
+        "-T",
+        type=_positive_int,
+        default=30,
+        metavar="T",
+        help="frames per clip (default: 30, as in the paper)",
+    )
+    rate = group.add_mutually_exclusive_group()
+    fps_default = f"{default_fps:g}" if default_fps else "none: spread T frames over the whole video"
+    rate.add_argument(
+        "--fps",
+        type=_positive_float,
+        default=default_fps,
+        help=f"sample frames at this fixed rate from the start of each video (default: {fps_default}); "
+        "clips shorter than T/fps seconds are padded by repeating their last frame",
+    )
+    rate.add_argument(
+        "--spread",
+        dest="fps",
+        action="store_const",
+        const=None,
+        help="spread the T frames evenly over each whole video instead of a fixed rate",
+    )
+    net = parser.add_argument_group("network")
+    net.add_argument(
+        "--weights",
+        default="imagenet",
+        metavar="imagenet|random|PATH",
+        help="imagenet (default; torchvision's file from $TORCH_HOME/hub/checkpoints), random "
+        "(seeded random init, for tests and offline trials), or a GoogLeNet state_dict file",
+    )
+    net.add_argument("--seed", type=int, default=0, help="seed of --weights random (default: 0)")
+    net.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="auto (default): CUDA when available (half precision), else CPU",
+    )
+    net.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="frames per network batch; batches span clips (default: 128 on CUDA, 32 on CPU)",
+    )
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        default=None,
+        help=f"decoding processes (default here: {default_workers()}; 0 decodes in the main process)",
+    )
+    run.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="I/N",
+        help="process only shard I of N (clips I, I+N, ...); join the N stores with `merge`",
+    )
+    run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m feature_extractors",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{hmdb51,activitynet,videos,merge}")
+
+    p = sub.add_parser(
+        "hmdb51",
+        help="HMDB-51: every clip of the class folders, with official splits 1-3",
+        description="Extract every clip of HMDB-51. Labels index the sorted class folder names; train/test/unused "
+        "membership in splits 1, 2 and 3 comes from the official split files (70 train / 30 test per class "
+        "and file is checked; anything else is reported). Env: HMDB51Glimpse-v0(data_root=STORE, split=1..3).",
+        epilog="example: python -m feature_extractors hmdb51 --videos hmdb51_org "
+        "--splits testTrainMulti_7030_splits --out data/hmdb51",
+    )
+    p.add_argument("--videos", required=True, metavar="DIR", help="folder holding the 51 class folders of .avi clips")
+    p.add_argument(
+        "--splits",
+        required=True,
+        metavar="DIR",
+        help="folder of the <class>_test_split<1|2|3>.txt files (testTrainMulti_7030_splits)",
+    )
+    _add_common(p, DEFAULT_FPS)
+
+    p = sub.add_parser(
+        "activitynet",
+        help="ActivityNet (v1.3 annotation JSON): untrimmed, multi-label, with segments",
+        description="Extract the videos of the chosen subsets of an ActivityNet annotation file. Labels are all "
+        "the video's annotated classes (class names: the sorted distinct labels of the file); segments "
+        "[start_s, end_s, class] are kept in the index. Videos are found as <id>.* or v_<id>.* anywhere under "
+        "--videos; missing ones are listed in failures.jsonl. By default T frames are spread over each whole "
+        "video. Env: ActivityNetGlimpse-v0(data_root=STORE, subset=training|validation).",
+        epilog="example: python -m feature_extractors activitynet --videos anet_videos "
+        "--annotations activity_net.v1-3.min.json --out data/activitynet",
+    )
+    p.add_argument("--videos", required=True, metavar="DIR", help="folder of the downloaded videos")
+    p.add_argument("--annotations", required=True, metavar="JSON", help="activity_net.v1-3.min.json")
+    p.add_argument(
+        "--subsets",
+        nargs="+",
+        default=["training", "validation"],
+        choices=["training", "validation"],
+        help="subsets to extract (default: training validation)",
+    )
+    _add_common(p, None)
+
+    p = sub.add_parser(
+        "videos",
+        help="your own videos from a list file",
+        description="Extract the videos of a list file with one '<video path> <label> [train|test]' per line "
+        "(paths relative to the list file's folder or --root, spaces allowed; several labels as a,b; the "
+        "subset defaults to train). Labels are names from --classes (or 0-based indices into it); without "
+        "--classes the sorted distinct labels are the classes. "
+        "Env: StoreGlimpse-v0(data_root=STORE, subset=train|test).",
+        epilog="example: python -m feature_extractors videos --list my_videos.txt --classes my_classes.txt "
+        "--out data/mine",
+    )
+    p.add_argument("--list", required=True, dest="list_file", metavar="FILE", help="the video list")
+    p.add_argument("--classes", default=None, metavar="FILE", help="class names, one per line (line order = index)")
+    p.add_argument("--root", default=None, metavar="DIR", help="folder the list's relative paths start from")
+    _add_common(p, DEFAULT_FPS)
+
+    p = sub.add_parser(
+        "merge",
+        help="join the stores of a --shard i/n extraction into one",
+        description="Join all n shard stores of one --shard i/n extraction (any order) into one store, identical "
+        "to what a single run would have written.",
+        epilog="example: python -m feature_extractors merge --out data/hmdb51 part0 part1 part2 part3",
+    )
+    p.add_argument("shards", nargs="+", metavar="SHARD_STORE")
+    p.add_argument("--out", required=True, metavar="STORE", help="merged store folder")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    return parser
+
+
+def _clip_list(args: argparse.Namespace) -> ClipList:
+    if args.command == "hmdb51":
+        return datasets.hmdb51(args.videos, args.splits)
+    if args.command == "activitynet":
+        return datasets.activitynet(args.videos, args.annotations, args.subsets)
+    return datasets.video_list(args.list_file, args.classes, args.root)
+
+
+def _print_report(clips: ClipList) -> None:
+    if not clips.report:
+        return
+    print(f"Dataset check ({len(clips.report)} note(s)):", file=sys.stderr)
+    for line in clips.report[:MAX_REPORT_LINES]:
+        print(f"  - {line}", file=sys.stderr)
+    if len(clips.report) > MAX_REPORT_LINES:
+        print(f"  ... and {len(clips.report) - MAX_REPORT_LINES} more", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "merge":
+            merge(args.shards, args.out, progress=args.progress)
+            return 0
+        clips = _clip_list(args)
+        _print_report(clips)
+        options = ExtractOptions(
+            frames=args.frames,
+            fps=args.fps,
+            weights=args.weights,
+            seed=args.seed,
+            device=args.device,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            shard=args.shard,
+            progress=args.progress,
+        )
+        sampling = f"{args.frames} frames " + (f"at {args.fps:g} fps" if args.fps else "spread over each video")
+        shard = f" (shard {args.shard})" if args.shard else ""
+        print(
+            f"{clips.dataset}: {len(clips.records)} clips, {len(clips.class_names)} classes{shard}; {sampling}; "
+            f"weights {args.weights} -> {args.out}",
+            file=sys.stderr,
+        )
+        summary = extract(clips, args.out, options)
+        print(summary.text(), file=sys.stderr)
+        return 0
+    except (ExtractionError, StoreError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,387 @@
+"""The extraction pipeline: clip list -> decoded frames (worker processes) -> GoogLeNet -> feature store.
+
+Decoding runs in ``DataLoader`` worker processes, one clip per item, while the main process runs the
+network on fixed-size batches that span clip boundaries and a writer thread puts finished clips in the
+store. A clip is written (and marked done) only once all its T frames are computed, so an interrupted
+run loses at most the clips in flight and the next run with the same command resumes after the last
+finished one. Every batch has the same shape (the last one is zero-padded) so a frame's features do not
+depend on which clips happened to share its batch: an interrupted-and-resumed run writes the same bytes
+as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.context
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from envs.store import ClipRecord, StoreWriter
+
+from .backbone import BACKBONE, FEATURE_DIM, GRID, INPUT_SIZE, LAYER, NORMALISATION, Backbone
+from .datasets import ClipList
+from .decode import DecodeError, Sampling, decode_clip
+from .errors import ExtractionError
+
+#: Bumped when a change here would make features differ from an older store's.
+EXTRACTOR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count``: the clips at positions ``index, index + count, ...`` of the full list."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"i/n"`` with ``0 <= i < n``."""
+        try:
+            i, n = (int(x) for x in text.split("/"))
+        except ValueError:
+            raise ExtractionError(f"--shard {text!r}: write it as i/n, e.g. 0/4 (shards 0/4 .. 3/4).") from None
+        if not 0 <= i < n:
+            raise ExtractionError(f"--shard {text!r}: need 0 <= i < n (shards of n=4 are 0/4, 1/4, 2/4, 3/4).")
+        return cls(i, n)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def select(self, records: list[ClipRecord]) -> list[ClipRecord]:
+        return records[self.index :: self.count]
+
+
+@dataclass
+class ExtractOptions:
+    """How to extract. ``fps=None`` spreads ``frames`` over each whole video; ``batch_size`` /
+    ``workers`` of ``None`` pick defaults for the device and machine."""
+
+    frames: int = 30
+    fps: float | None = 10.0
+    weights: str = "imagenet"
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int | None = None
+    workers: int | None = None
+    shard: Shard | None = None
+    progress: bool = True
+
+
+@dataclass
+class Summary:
+    """What a run did (``seconds`` is the decoding + network + writing loop only)."""
+
+    store: Path
+    clips_total: int
+    clips_done_before: int
+    clips_done: int
+    clips_failed: int
+    frames: int
+    seconds: float
+    complete: bool
+    weights: str
+    device: str
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("nan")
+
+    def text(self) -> str:
+        lines = [
+            (
+                f"Extracted {self.clips_done} clip(s) this run ({self.frames} frames in {self.seconds:.1f} s, "
+                f"{self.frames_per_second:.1f} frames/s on {self.device}); {self.clips_done_before} were "
+                f"already done; {self.clips_failed} failed in total."
+            )
+        ]
+        if self.failures:
+            lines.append(f"Failures (all listed in {self.store / 'failures.jsonl'}):")
+            lines += [f"  {f['video_id']}: {f['reason']}" for f in self.failures[:10]]
+            if len(self.failures) > 10:
+                lines.append(f"  ... and {len(self.failures) - 10} more")
+        state = "complete" if self.complete else "INCOMPLETE (run the same command again to resume)"
+        lines.append(f"Store: {self.store} [{state}; {self.clips_total} clips, weights {self.weights}]")
+        return "\n".join(lines)
+
+
+def store_settings(clips: ClipList, sampling: Sampling, weights_identity: str, shard: Shard | None) -> dict[str, Any]:
+    """The ``meta.json`` entries that say how the features were made (a resume must match them)."""
+    settings: dict[str, Any] = {
+        "dataset": clips.dataset,
+        "backbone": BACKBONE,
+        "layer": LAYER,
+        "weights": weights_identity,
+        "input_size": sampling.size,
+        "resize": "stretch to square (aspect ratio not kept); cv2 INTER_AREA if shrinking >= 2x, else INTER_LINEAR",
+        "normalisation": NORMALISATION,
+        "sampling": sampling.mode,
+        "fps": sampling.fps,
+        "padding": "repeat last frame",
+        "extractor_version": EXTRACTOR_VERSION,
+    }
+    if shard is not None:
+        settings["shard"] = str(shard)
+    return settings
+
+
+class _ClipFrames(Dataset):
+    """Decodes one clip per item (in a worker process); failures come back as a reason, not an exception."""
+
+    def __init__(self, jobs: list[tuple[int, str]], sampling: Sampling) -> None:
+        self.jobs = jobs
+        self.sampling = sampling
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        row, source = self.jobs[i]
+        try:
+            clip = decode_clip(source, self.sampling)
+        except DecodeError as err:
+            return {"row": row, "error": str(err)}
+        except Exception as err:  # a decoder crash on one file must not stop the run
+            return {"row": row, "error": f"decoding failed: {type(err).__name__}: {err}"}
+        return {
+            "row": row,
+            "frames": torch.from_numpy(clip.frames),
+            "timestamps": clip.timestamps,
+            "valid_frames": clip.valid_frames,
+        }
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Start decoding workers from a clean process, not by forking this one.
+
+    A forked child inherits the caller's OpenCV thread pool (and any other library's locks) in
+    whatever state it was in; OpenCV then deadlocks in the child if the parent had used its pool (for
+    instance to write or blur frames). A fork server preloaded with this module starts each worker
+    clean and still fast.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def _worker_init(_: int) -> None:
+    os.nice(10)  # decode in the cycles the network leaves idle; never slow the network down
+    cv2.setNumThreads(1)  # one core per worker; the main process's threads run the network
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # failures are reported as reasons
+
+
+class _WriterThread:
+    """Writes finished clips in the background, in submission order; re-raises its errors in the caller."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=32)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    job()
+                except BaseException as err:  # handed to the main thread
+                    self._error = err
+
+    def check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self.check()
+        self._queue.put(job)
+
+    def close(self) -> None:
+        """Finish the queued writes, stop, and raise the first error if any."""
+        self._queue.put(None)
+        self._thread.join()
+        self.check()
+
+
+def default_workers() -> int:
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+def extract(clips: ClipList, out: str | Path, options: ExtractOptions | None = None) -> Summary:
+    """Extract ``clips`` into the store at ``out`` (creating it, or resuming it if it has the same settings).
+
+    With ``workers > 0`` the decoding processes start from a fork server (see ``_worker_context``), so a
+    script calling this must guard its entry point with ``if __name__ == "__main__":``.
+    Raises ``ExtractionError`` for bad options, ``envs.store.StoreFormatError`` for a store made with
+    other settings, and ``KeyboardInterrupt`` (after saving every finished clip) when interrupted.
+    """
+    options = options or ExtractOptions()
+    out = Path(out)
+    try:
+        sampling = Sampling(frames=options.frames, fps=options.fps, size=INPUT_SIZE)
+    except ValueError as err:
+        raise ExtractionError(f"Bad sampling options: {err}.") from None
+    backbone = Backbone.build(options.weights, options.seed, options.device)
+    for note in backbone.notes:
+        print(f"note: {note}", file=sys.stderr)
+    records = options.shard.select(clips.records) if options.shard else list(clips.records)
+    if not records:
+        raise ExtractionError(f"Shard {options.shard} of {len(clips.records)} clips is empty; use fewer shards.")
+    writer = StoreWriter.open(
+        out,
+        class_names=clips.class_names,
+        records=records,
+        frames=sampling.frames,
+        grid=GRID,
+        feature_dim=FEATURE_DIM,
+        settings=store_settings(clips, sampling, backbone.identity, options.shard),
+        subsets=clips.subsets,
+        splits=clips.splits,
+    )
+    done_before = len(writer.done)
+    pending = writer.pending_rows()
+    cuda = backbone.device.type == "cuda"
+    batch_size = options.batch_size or (128 if cuda else 32)
+    workers = default_workers() if options.workers is None else options.workers
+
+    for row in pending:  # missing on disk: nothing to decode
+        record = writer.records[row]
+        if record.source is None:
+            writer.mark_failed(row, clips.missing.get(record.video_id, "video missing on disk"))
+    jobs = [(row, writer.records[row].source) for row in pending if row not in writer.failed]
+    assert all(src is not None for _, src in jobs)
+    loader = DataLoader(
+        _ClipFrames(jobs, sampling),  # type: ignore[arg-type]
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=4 if workers else None,
+        pin_memory=cuda,
+        worker_init_fn=_worker_init if workers else None,
+        multiprocessing_context=_worker_context() if workers else None,
+    )
+
+    size = sampling.size
+    batch = torch.zeros((batch_size, size, size, 3), dtype=torch.uint8, pin_memory=cuda)
+    slots: list[tuple[int, int]] = []  # (row, frame) of each filled batch position
+    open_clips: dict[int, dict[str, Any]] = {}
+    stats = {"done": 0, "frames": 0}
+    bar = tqdm(
+        total=len(pending),
+        initial=len(pending) - len(jobs),
+        unit="clip",
+        desc=f"extract -> {out.name}",
+        disable=not options.progress,
+        mininterval=1.0,
+        dynamic_ncols=True,
+    )
+    writer_thread = _WriterThread()
+    start = time.perf_counter()
+
+    def write(row: int, clip: dict[str, Any]) -> Callable[[], None]:
+        def job() -> None:
+            writer.write_clip(row, clip["features"], valid_frames=clip["valid_frames"], timestamps=clip["timestamps"])
+
+        return job
+
+    def run_batch() -> None:
+        if len(slots) < batch_size:
+            batch[len(slots) :].zero_()  # fixed batch shape; see the module docstring
+        features = backbone(batch).numpy()  # (B, 7, 7, 1024) float16
+        for position, (row, frame) in enumerate(slots):
+            clip = open_clips[row]
+            clip["features"][frame] = features[position]
+            clip["remaining"] -= 1
+            if clip["remaining"] == 0:
+                writer_thread.submit(write(row, open_clips.pop(row)))
+                stats["done"] += 1
+                stats["frames"] += sampling.frames
+                bar.update(1)
+        slots.clear()
+        elapsed = time.perf_counter() - start
+        bar.set_postfix_str(f"{stats['frames'] / elapsed:.1f} frames/s", refresh=False)
+
+    interrupted = False
+    try:
+        for item in loader:
+            row = int(item["row"])
+            if "error" in item:
+                reason = item["error"]
+                writer_thread.submit(lambda row=row, reason=reason: writer.mark_failed(row, reason))
+                bar.update(1)
+                continue
+            frames = item["frames"]
+            open_clips[row] = {
+                "features": np.empty((sampling.frames, GRID, GRID, FEATURE_DIM), dtype=np.float16),
+                "remaining": sampling.frames,
+                "valid_frames": int(item["valid_frames"]),
+                "timestamps": [float(t) for t in item["timestamps"]],
+            }
+            for frame in range(sampling.frames):
+                batch[len(slots)] = frames[frame]
+                slots.append((row, frame))
+                if len(slots) == batch_size:
+                    run_batch()
+        if slots:
+            run_batch()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        try:
+            writer_thread.close()  # the clips already finished are written even on Ctrl-C
+        except KeyboardInterrupt:
+            interrupted = True
+    seconds = time.perf_counter() - start
+    if interrupted:
+        print(
+            f"\nInterrupted: {len(writer.done)} of {len(writer.records)} clips are safely in '{out}'. "
+            "Run the same command again to resume; finished clips are kept.",
+            file=sys.stderr,
+        )
+        raise KeyboardInterrupt
+    writer.finalize()
+    return Summary(
+        store=out,
+        clips_total=len(writer.records),
+        clips_done_before=done_before,
+        clips_done=stats["done"],
+        clips_failed=len(writer.failed),
+        frames=stats["frames"],
+        seconds=seconds,
+        complete=True,
+        weights=backbone.identity,
+        device=str(backbone.device),
+        failures=sorted(writer.failed.values(), key=lambda f: f["row"]),
+    )
+
+
+def bare_forward_rate(backbone: Backbone, batch_size: int, batches: int, warmup: int = 1) -> float:
+    """Frames/s of the network alone on random uint8 batches (the benchmark's reference)."""
+    gen = torch.Generator().manual_seed(0)
+    batch = torch.randint(0, 256, (batch_size, INPUT_SIZE, INPUT_SIZE, 3), dtype=torch.uint8, generator=gen)
+    if backbone.device.type == "cuda":
+        batch = batch.pin_memory()
+    for _ in range(warmup):
+        backbone(batch)
+    start = time.perf_counter()
+    for _ in range(batches):
+        backbone(batch)
+    return batch_size * batches / (time.perf_counter() - start)
+
+
+__all__ = ["ExtractOptions", "Shard", "Summary", "bare_forward_rate", "extract", "store_settings"]

@@ -1,0 +1,320 @@
+"""What ``train_agent.py`` drives: the :class:`Algorithm` interface and :class:`EpisodeAlgorithm`, the
+template for our own agents that learn from whole lockstep episodes.
+
+A training session (``agents.training.TrainingSession``) calls ``learn``; the algorithm reports back after
+every iteration through the session's ``on_iteration``/``stop_requested``, which do logging, evaluation,
+checkpoints and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import torch
+
+from agents.envutil import EnvShape, IncompatibleEnvError, make_vector_env
+from agents.network import GlimpseNetwork, NetworkConfig
+from agents.policy import LocationRule, NetworkPolicy, Policy
+from agents.rollout import EpisodeBatch, collect_episodes
+
+CHECKPOINT_FORMAT = 1
+
+
+class Session(Protocol):
+    """The part of a training session an algorithm talks to."""
+
+    @property
+    def stop_requested(self) -> bool: ...
+
+    def on_iteration(self, num_timesteps: int, metrics: dict[str, float]) -> None: ...
+
+
+class Algorithm(ABC):
+    """A learner bound to one env. Subclasses: :class:`EpisodeAlgorithm` (ours), ``agents.sb3.SB3Algorithm``."""
+
+    #: file name of the final model inside a run folder
+    model_filename: ClassVar[str]
+    #: file suffix of checkpoints
+    checkpoint_suffix: ClassVar[str]
+
+    num_timesteps: int
+
+    @abstractmethod
+    def learn(self, total_timesteps: int, session: Session) -> None:
+        """Train until ``num_timesteps >= total_timesteps`` or the session asks to stop."""
+
+    @abstractmethod
+    def policy(self) -> Policy:
+        """A fresh :class:`Policy` acting with the current parameters (for evaluation)."""
+
+    @abstractmethod
+    def save_model(self, path: Path) -> None:
+        """Write the final model (what :func:`agents.load_policy` reads)."""
+
+    @abstractmethod
+    def save_checkpoint(self, path: Path) -> None:
+        """Write everything needed to continue training."""
+
+    @abstractmethod
+    def load_checkpoint(self, path: Path) -> None:
+        """Continue from :meth:`save_checkpoint`'s file."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release envs."""
+
+
+@dataclass
+class EpisodeHyperparams:
+    """Hyperparameters shared by our agents (keys of ``agents/hyperparams/<algo>.yml``).
+
+    :param n_envs: episodes collected in lockstep per update (``--n-envs`` overrides).
+    :param n_timesteps: default training length in env steps (``--total-timesteps`` overrides).
+    :param eval_every: env steps between test-set evaluations (``--eval-every`` overrides).
+    :param learning_rate: Adam step size.
+    :param weight_decay: L2 coefficient gamma of the paper's loss (Adam weight decay).
+    :param max_grad_norm: gradient clipping (0 disables).
+    :param network: :class:`~agents.network.NetworkConfig` entries: embed_dim, hidden_size, num_layers,
+        class_hidden, dropout, saliency_prior.
+    """
+
+    n_envs: int
+    n_timesteps: int
+    eval_every: int
+    learning_rate: float
+    weight_decay: float
+    max_grad_norm: float
+    network: dict[str, Any]
+
+    #: keys of ``network`` a user may set (the rest follow from the env and the algorithm)
+    NETWORK_KEYS: ClassVar[tuple[str, ...]] = (
+        "embed_dim", "hidden_size", "num_layers", "class_hidden", "dropout", "saliency_prior"
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def rollout_seed(seed: int, iteration: int) -> int:
+    """Reset seed of iteration ``iteration``: a pure function of both, so a resumed run draws the same
+    episodes as an uninterrupted one without saving the env's RNG."""
+    return int(np.random.SeedSequence([seed, iteration]).generate_state(1)[0])
+
+
+class EpisodeAlgorithm(Algorithm):
+    """Template for our agents: each iteration resets the batched vector env, collects ``n_envs`` whole
+    episodes in lockstep with the agent's :class:`NetworkPolicy` (:meth:`collect`), folds the observed
+    features into the network's input statistics, then calls :meth:`update` on the (L, n_envs) batch.
+
+    Subclasses set the class attributes below and implement :meth:`update`.
+    """
+
+    model_filename = "model.pt"
+    checkpoint_suffix = ".pt"
+
+    #: how the network reads its input (see NetworkConfig.input_mode)
+    input_mode: ClassVar[str] = "glimpse"
+    #: where the next glimpse goes
+    location_rule: ClassVar[LocationRule] = "learned"
+    #: whether exploring rollouts sample the class (pure RL) or take the class head's argmax
+    sample_class: ClassVar[bool] = False
+    #: whether training rollouts explore (sample learned locations) or act greedily
+    explore: ClassVar[bool] = True
+    #: whether the value head reads a detached memory state
+    detach_value: ClassVar[bool] = False
+    hyperparams_class: ClassVar[type[EpisodeHyperparams]] = EpisodeHyperparams
+
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict[str, Any],
+        hyperparams: EpisodeHyperparams,
+        *,
+        n_envs: int,
+        seed: int,
+        device: str = "cpu",
+    ) -> None:
+        self.env_id, self.env_kwargs, self.hp = env_id, dict(env_kwargs), hyperparams
+        self.n_envs, self.seed, self.device = n_envs, seed, torch.device(device)
+        self.env = make_vector_env(env_id, self.env_kwargs, n_envs)
+        try:
+            self.shape = EnvShape.of(self.env, self.env_kwargs)
+            self.check_env()
+        except BaseException:
+            self.env.close()
+            raise
+        torch.manual_seed(seed)  # parameter init and dropout
+        self.network = GlimpseNetwork(self.network_config()).to(self.device)
+        self.optimizer = torch.optim.Adam(
+            self.network.parameters(), lr=hyperparams.learning_rate, weight_decay=hyperparams.weight_decay
+        )
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)  # rollout draws
+        self._rollout_policy = NetworkPolicy(self.network, self.location_rule, self.sample_class, self.generator)
+        self.iteration = 0
+        self.num_timesteps = 0
+        self.episode_stats: deque[tuple[float, float, float, float]] = deque(maxlen=100)
+
+    # ------------------------------------------------------------------ construction hooks
+    def check_env(self) -> None:
+        """Raise :class:`IncompatibleEnvError` if this agent cannot run on the env."""
+        if self.input_mode in ("soft", "mean") and not self.shape.has_cube:
+            raise IncompatibleEnvError(
+                f"{type(self).__name__} reads all {self.shape.num_cells} cells of every frame, so it needs the "
+                "'cube' observation: use observation_mode='cube' (the default)"
+            )
+        if self.location_rule == "oracle" and not getattr(self.env.unwrapped.source, "has_core", True):
+            raise IncompatibleEnvError(
+                f"the oracle policy needs the ground-truth action core, which {self.env_id} does not have "
+                "(only SyntheticGlimpse-v0 does)"
+            )
+
+    def network_config(self) -> NetworkConfig:
+        s = self.shape
+        return NetworkConfig(
+            feature_dim=s.feature_dim,
+            num_classes=s.num_classes,
+            num_cells=s.num_cells,
+            input_mode=self.input_mode,  # type: ignore[arg-type]
+            use_cube=s.has_cube and self.location_rule == "learned",
+            glimpses_per_frame=s.glimpses_per_frame,
+            detach_value=self.detach_value,
+            **self.hp.network,
+        )
+
+    # ------------------------------------------------------------------ training
+    @abstractmethod
+    def update(self, batch: EpisodeBatch) -> dict[str, float]:
+        """Learn from one batch; return ``train/...`` metrics (names without the prefix)."""
+
+    def obs_keys(self) -> tuple[str, ...]:
+        """Observation entries the update needs (the cube is large: keep it only when it is read)."""
+        cfg = self.network.config
+        needs_cube = cfg.use_cube or cfg.input_mode != "glimpse"
+        return ("glimpse", "location", "progress", "cube") if needs_cube else ("glimpse", "location", "progress")
+
+    def collect(self) -> EpisodeBatch:
+        self.network.eval()
+        return collect_episodes(
+            self.env,
+            self._rollout_policy,
+            seed=rollout_seed(self.seed, self.iteration),
+            deterministic=not self.explore,
+            obs_keys=self.obs_keys(),
+        )
+
+    def learn(self, total_timesteps: int, session: Session) -> None:
+        start_steps, busy = self.num_timesteps, 0.0  # busy: seconds spent collecting and learning
+        while self.num_timesteps < total_timesteps and not session.stop_requested:
+            tic = time.perf_counter()
+            batch = self.collect()
+            # Input statistics: from every cell of a few observed frames where the cube is stored (they do
+            # not depend on where the policy looks), else from the glimpses.
+            cube = batch.obs.get("cube")
+            stride = max(1, batch.length // 4)
+            self.network.update_input_stats(cube[::stride] if cube is not None else batch.obs["glimpse"])
+            self.network.train()
+            train_metrics = self.update(batch)
+            self.iteration += 1
+            self.num_timesteps += batch.num_steps
+            busy += time.perf_counter() - tic
+            metrics = {f"train/{k}": v for k, v in train_metrics.items()}
+            metrics.update(self._rollout_metrics(batch))
+            metrics["time/fps"] = (self.num_timesteps - start_steps) / max(busy, 1e-9)
+            session.on_iteration(self.num_timesteps, metrics)
+
+    def _rollout_metrics(self, batch: EpisodeBatch) -> dict[str, float]:
+        focus = torch.nanmean(batch.on_core, 0)  # (B,)
+        for ret, ok, f in zip(batch.episode_returns.tolist(), batch.success.tolist(), focus.tolist(), strict=True):
+            self.episode_stats.append((ret, float(ok), float(batch.length), f))
+        stats = np.array(self.episode_stats)
+        out = {
+            "rollout/ep_rew_mean": float(stats[:, 0].mean()),
+            "rollout/success_rate": float(stats[:, 1].mean()),
+            "rollout/ep_len_mean": float(stats[:, 2].mean()),
+        }
+        if np.isfinite(stats[:, 3]).any():
+            out["rollout/focus_accuracy"] = float(np.nanmean(stats[:, 3]))
+        return out
+
+    def step_optimizer(self, loss: torch.Tensor) -> float:
+        """Backward, clip, step; returns the gradient norm before clipping."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.hp.max_grad_norm if self.hp.max_grad_norm > 0 else float("inf")
+        norm = torch.nn.utils.clip_grad_norm_(self.network.parameters(), clip)
+        self.optimizer.step()
+        return float(norm)
+
+    # ------------------------------------------------------------------ policy and files
+    def policy(self) -> Policy:
+        # Its own generator: evaluating never disturbs the training draws.
+        gen = torch.Generator(device=self.device).manual_seed(self.seed)
+        return NetworkPolicy(self.network, self.location_rule, self.sample_class, gen)
+
+    def model_info(self) -> dict[str, Any]:
+        """How to rebuild the policy around saved weights (also stored in config.json)."""
+        return {
+            "network_config": self.network.config.to_dict(),
+            "location_rule": self.location_rule,
+            "sample_class": self.sample_class,
+        }
+
+    def save_model(self, path: Path) -> None:
+        torch.save({"format": CHECKPOINT_FORMAT, **self.model_info(), "state_dict": self.network.state_dict()}, path)
+
+    def save_checkpoint(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "iteration": self.iteration,
+                "num_timesteps": self.num_timesteps,
+                "network": self.network.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "episode_stats": list(self.episode_stats),
+            },
+            tmp,
+        )
+        tmp.replace(path)  # never a half-written checkpoint
+
+    def load_checkpoint(self, path: Path) -> None:
+        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        self.network.load_state_dict(ckpt["network"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.generator.set_state(ckpt["generator"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        self.iteration = int(ckpt["iteration"])
+        self.num_timesteps = int(ckpt["num_timesteps"])
+        self.episode_stats = deque((tuple(s) for s in ckpt["episode_stats"]), maxlen=100)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def _network_policy(model_info: dict[str, Any], state_dict: dict[str, Any], device: str, seed: int) -> NetworkPolicy:
+    network = GlimpseNetwork(NetworkConfig(**model_info["network_config"])).to(device)
+    network.load_state_dict(state_dict)
+    network.eval()
+    gen = torch.Generator(device=device).manual_seed(seed)
+    return NetworkPolicy(network, model_info["location_rule"], model_info["sample_class"], gen)
+
+
+def load_network_policy(model_path: Path, device: str = "cpu", seed: int = 0) -> NetworkPolicy:
+    """Rebuild the :class:`NetworkPolicy` saved by :meth:`EpisodeAlgorithm.save_model`."""
+    saved = torch.load(model_path, map_location=device, weights_only=False)
+    return _network_policy(saved, saved["state_dict"], device, seed)
+
+
+def load_network_policy_from_checkpoint(
+    path: Path, model_info: dict[str, Any], device: str = "cpu", seed: int = 0
+) -> NetworkPolicy:
+    """The policy of a training checkpoint; ``model_info`` as in config.json's ``model``."""
+    saved = torch.load(path, map_location=device, weights_only=False)
+    return _network_policy(model_info, saved["network"], device, seed)

@@ -1,0 +1,80 @@
+"""Loss terms, each a small pure function of tensors so it can be checked by hand (tests/test_agents_losses.py).
+
+Shapes: L steps, B episodes, K*K cells. ``mask`` (L, B) is 1 where a step's term counts.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def attention_penalty(location_probs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Doubly stochastic attention penalty ``sum_i (1 - sum_t p_{t,i})^2`` (Xu et al. 2015, paper's loss),
+    averaged over episodes.
+
+    :param location_probs: (L, B, K*K) location distributions p_t.
+    :param mask: (L, B) steps whose distribution counts (default: all).
+    :return: scalar.
+    """
+    if mask is not None:
+        location_probs = location_probs * mask.unsqueeze(-1)
+    per_cell = location_probs.sum(0)  # (B, K*K): total attention each cell received
+    return ((1.0 - per_cell) ** 2).sum(-1).mean()
+
+
+def reinforce_loss(
+    log_probs: torch.Tensor, returns: torch.Tensor, baseline: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """REINFORCE with a baseline (paper eq. 6, Williams 1992): ``-mean_k mean_n log pi(a_n^k) (R_n^k -
+    b_n^k)``. The baseline is treated as a constant here (it is fitted by :func:`baseline_loss`). The paper
+    sums over steps; we average over the counted steps so the scale does not depend on episode length.
+
+    :param log_probs: (L, B) log-probabilities of the actions taken.
+    :param returns: (L, B) cumulative future rewards R_n.
+    :param baseline: (L, B) baseline b_n.
+    :param mask: (L, B) 1 where the action influenced the reward.
+    :return: scalar.
+    """
+    advantage = (returns - baseline).detach()
+    return -(log_probs * advantage * mask).sum() / mask.sum().clamp(min=1)
+
+
+def baseline_loss(baseline: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of the learned baseline, (L, B) each -> scalar."""
+    return (((baseline - returns) ** 2) * mask).sum() / mask.sum().clamp(min=1)
+
+
+def returns_to_go(rewards: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+    """``R_n = sum_{t>=n} gamma^(t-n) r_t`` for rewards (L, B) -> (L, B)."""
+    out = torch.empty_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        running = rewards[t] + gamma * running
+        out[t] = running
+    return out
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float) -> torch.Tensor:
+    """Generalised advantage estimates for whole episodes (the state after the last step is terminal).
+
+    :param rewards: (L, B).
+    :param values: (L, B) V(s_n).
+    :return: advantages (L, B).
+    """
+    adv = torch.empty_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    next_value = torch.zeros_like(rewards[0])
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        delta = rewards[t] + gamma * next_value - values[t]
+        running = delta + gamma * lam * running
+        adv[t] = running
+        next_value = values[t]
+    return adv
+
+
+def ppo_policy_loss(
+    log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor, clip: float
+) -> torch.Tensor:
+    """PPO's clipped surrogate, negated (Schulman et al. 2017); all (N,) -> scalar."""
+    ratio = torch.exp(log_probs - old_log_probs)
+    return -torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages).mean()

@@ -1,0 +1,285 @@
+"""The glimpse network shared by all of our agents (paper section II, Fig. 1).
+
+One module, four parts, run either one step at a time (rollouts, evaluation) or over whole
+fixed-length episodes at once (training):
+
+1. **Glimpse encoder.** The attended input of step ``t`` is ``X'_t = sum_i w_{t,i} X_{t,i}`` (paper
+   eq. 3) together with *where* it came from, the weights ``w_t`` over the ``K*K`` cells. A hard glimpse
+   makes ``w_t`` one-hot (the paper's agent; with ``m`` glimpses per frame it is the running sum of the
+   frame's glimpses so far), soft attention makes it a softmax (Sharma et al. 2015), mean pooling makes it
+   uniform. ``g_t = relu(LayerNorm(W_x norm(X'_t)) + W_w w_t + W_p progress_t)``, where ``norm``
+   standardises every channel with running statistics of the observed cells (kept in the network's buffers
+   and updated by the learner, never by gradients). Without it the class head sits on a long plateau: the
+   features share a large common component and the class evidence is a small offset on top of it.
+2. **Memory core.** A multi-layer LSTM over ``g_1..g_t`` (paper: 3 layers x 512 units).
+3. **Heads** on the memory state ``h_t``:
+   - location head, the policy over the next glimpse's cell: ``logits_i = X_{t,i} . q(h_t) / sqrt(D)
+     + p(h_t)_i``. With the whole frame observed (``observation_mode="cube"``) it scores every cell of the
+     cube against a query computed from memory (content-based attention); without the cube only the
+     spatial term ``p(h_t)`` remains. ``saliency_prior`` initialises the query's bias to a positive
+     constant, so an untrained policy already prefers cells with more (standardised) activation, a
+     bottom-up saliency cue; it is learned like every other parameter. Without it a REINFORCE agent can
+     deadlock: the class head learns nothing from random glimpses, so the reward says nothing about
+     where to look;
+   - class head: dropout, a tanh hidden layer, dropout, class logits (softmax, as in the paper);
+   - value head: a linear baseline / critic, optionally on a detached ``h_t`` so that it does not shape
+     the memory (REINFORCE's learned baseline).
+
+Dropout sits only in the class head, so the location policy that a rollout samples from is exactly the
+one the learner differentiates (the paper does not say where its dropout goes).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal, NamedTuple
+
+import torch
+from torch import nn
+
+InputMode = Literal["glimpse", "soft", "mean"]
+NUM_CELLS = 49
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Shape of a :class:`GlimpseNetwork`.
+
+    :param feature_dim: D, the length of one cell's feature vector.
+    :param num_classes: C.
+    :param input_mode: ``"glimpse"`` (hard glimpses from the observation), ``"soft"`` (soft attention over
+        the cube, weights from the previous step's location head) or ``"mean"`` (uniform weights).
+    :param use_cube: score the cells of the observed cube in the location head (needs the ``cube`` entry).
+    :param glimpses_per_frame: m; a hard-glimpse step feeds the sum of the frame's glimpses so far.
+    :param embed_dim: width of the glimpse encoding ``g_t``.
+    :param hidden_size: LSTM units per layer (paper: 512).
+    :param num_layers: LSTM layers (paper: 3).
+    :param class_hidden: width of the class head's tanh layer (paper: 512).
+    :param dropout: dropout probability in the class head (paper: 0.5).
+    :param detach_value: compute the value from ``h_t.detach()``.
+    :param saliency_prior: initial bias of the location query (0: none; the paper has none).
+    :param num_cells: K*K.
+    """
+
+    feature_dim: int
+    num_classes: int
+    input_mode: InputMode = "glimpse"
+    use_cube: bool = True
+    glimpses_per_frame: int = 1
+    embed_dim: int = 512
+    hidden_size: int = 512
+    num_layers: int = 3
+    class_hidden: int = 512
+    dropout: float = 0.5
+    detach_value: bool = False
+    saliency_prior: float = 0.0
+    num_cells: int = NUM_CELLS
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class NetState(NamedTuple):
+    """Recurrent state carried between single steps.
+
+    ``h``/``c``: (num_layers, B, H). ``frame_x``: (B, D) and ``frame_w``: (B, K*K), the running sum of the
+    current frame's glimpses (hard mode). ``next_weights``: (B, K*K), the soft attention weights for the
+    next step (soft mode).
+    """
+
+    h: torch.Tensor
+    c: torch.Tensor
+    frame_x: torch.Tensor
+    frame_w: torch.Tensor
+    next_weights: torch.Tensor
+
+
+class NetOutput(NamedTuple):
+    """Per-step outputs, each with leading dims (L, B).
+
+    ``location_logits`` (L, B, K*K), ``class_logits`` (L, B, C), ``value`` (L, B), ``weights`` (L, B, K*K)
+    the cell weights ``w_t`` of the input actually fed at each step.
+    """
+
+    location_logits: torch.Tensor
+    class_logits: torch.Tensor
+    value: torch.Tensor
+    weights: torch.Tensor
+
+
+def _cells(cube: torch.Tensor) -> torch.Tensor:
+    """(..., K, K, D) -> (..., K*K, D), row-major like the env's cell index."""
+    return cube.flatten(-3, -2)
+
+
+class GlimpseNetwork(nn.Module):
+    """Glimpse encoder -> LSTM core -> location / class / value heads. See the module docstring."""
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        if config.input_mode not in ("glimpse", "soft", "mean"):
+            raise ValueError(f"input_mode must be 'glimpse', 'soft' or 'mean', not {config.input_mode!r}")
+        self.config = config
+        d, e, h, k = config.feature_dim, config.embed_dim, config.hidden_size, config.num_cells
+        self.register_buffer("input_mean", torch.zeros(d))
+        self.register_buffer("input_var", torch.ones(d))
+        self.register_buffer("input_count", torch.zeros((), dtype=torch.float64))
+        self.feature_proj = nn.Linear(d, e)
+        self.feature_norm = nn.LayerNorm(e)
+        self.where_proj = nn.Linear(k, e, bias=False)
+        self.progress_proj = nn.Linear(2, e, bias=False)
+        self.lstm = nn.LSTM(e, h, num_layers=config.num_layers)
+        self.query = nn.Linear(h, d) if config.use_cube else None
+        self.spatial = nn.Linear(h, k)
+        self.class_head = nn.Sequential(
+            nn.Dropout(config.dropout),
+            nn.Linear(h, config.class_hidden),
+            nn.Tanh(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.class_hidden, config.num_classes),
+        )
+        self.value_head = nn.Linear(h, 1)
+        # Start with a near-uniform location policy and a zero baseline.
+        for layer in (self.spatial, self.value_head, self.query):
+            if layer is not None:
+                nn.init.normal_(layer.weight, std=0.01)
+                nn.init.zeros_(layer.bias)
+        if self.query is not None:
+            nn.init.constant_(self.query.bias, config.saliency_prior)
+
+    # ------------------------------------------------------------------ state
+    def initial_state(self, batch: int, device: torch.device | str | None = None) -> NetState:
+        cfg = self.config
+        device = device if device is not None else self.feature_proj.weight.device
+        zeros = torch.zeros(cfg.num_layers, batch, cfg.hidden_size, device=device)
+        return NetState(
+            h=zeros,
+            c=zeros.clone(),
+            frame_x=torch.zeros(batch, cfg.feature_dim, device=device),
+            frame_w=torch.zeros(batch, cfg.num_cells, device=device),
+            next_weights=torch.full((batch, cfg.num_cells), 1.0 / cfg.num_cells, device=device),
+        )
+
+    # ------------------------------------------------------------------ input statistics
+    @torch.no_grad()
+    def update_input_stats(self, cells: torch.Tensor) -> None:
+        """Fold feature vectors (..., D) into the running per-channel mean and variance (Chan et al.)."""
+        x = cells.reshape(-1, cells.shape[-1]).to(self.input_mean.dtype)
+        n = x.shape[0]
+        if n == 0:
+            return
+        mean = x.mean(0)
+        var = ((x * x).mean(0) - mean * mean).clamp(min=0.0)  # (3x faster than var_mean on CPU)
+        total = self.input_count + n
+        delta = mean - self.input_mean
+        frac = float(n / total)
+        m2 = self.input_var * float(self.input_count) + var * n + delta**2 * float(self.input_count) * frac
+        self.input_mean += delta * frac
+        self.input_var.copy_(m2 / float(total))
+        self.input_count.copy_(total)
+
+    def input_scale(self) -> torch.Tensor:
+        """1 / per-channel standard deviation, (D,)."""
+        return torch.rsqrt(self.input_var + 1e-6)
+
+    # ------------------------------------------------------------------ parts
+    def encode(self, x: torch.Tensor, w: torch.Tensor, progress: torch.Tensor) -> torch.Tensor:
+        """Attended input (..., D), cell weights (..., K*K), progress (..., 2) -> g (..., E).
+
+        ``x = sum_i w_i X_i``, so standardising every cell equals ``(x - sum(w) * mean) / std``.
+        """
+        x = (x - w.sum(-1, keepdim=True) * self.input_mean) * self.input_scale()
+        g = self.feature_norm(self.feature_proj(x)) + self.where_proj(w) + self.progress_proj(progress)
+        return torch.relu(g)
+
+    def location_logits(self, h: torch.Tensor, cube: torch.Tensor | None) -> torch.Tensor:
+        """Memory (..., H) and the current frame (..., K, K, D) or None -> logits (..., K*K)."""
+        logits = self.spatial(h)
+        if self.query is not None:
+            if cube is None:
+                raise ValueError("this network scores cube cells (use_cube=True) but got no 'cube' observation")
+            # Scoring standardised cells: the mean term is the same for every cell and cancels in the
+            # softmax, so only the per-channel scale is applied (to the query, not to the cube).
+            q = self.query(h) * self.input_scale()  # (..., D)
+            content = torch.matmul(_cells(cube), q.unsqueeze(-1)).squeeze(-1)  # (..., K*K, D) @ (..., D, 1)
+            logits = logits + content / math.sqrt(self.config.feature_dim)
+        return logits
+
+    def heads(self, h: torch.Tensor, cube: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """Memory (..., H) -> location logits (..., K*K), class logits (..., C), value (...)."""
+        value_in = h.detach() if self.config.detach_value else h
+        return (
+            self.location_logits(h, cube),
+            self.class_head(h),
+            self.value_head(value_in).squeeze(-1),
+        )
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self, obs: dict[str, torch.Tensor], state: NetState | None = None
+    ) -> tuple[NetOutput, NetState]:
+        """Run L steps. ``obs`` entries have leading dims (L, B): ``glimpse`` (L, B, D), ``location``
+        (L, B) int, ``progress`` (L, B, 2), ``cube`` (L, B, K, K, D) when present. ``state`` None means
+        the start of an episode. Hard-glimpse and mean modes run the LSTM over the whole sequence at once;
+        soft attention depends on the previous step's output and loops over time."""
+        progress = obs["progress"]
+        batch = progress.shape[1]
+        if state is None:
+            state = self.initial_state(batch, progress.device)
+        cube = obs.get("cube")
+        mode = self.config.input_mode
+        if mode == "soft":
+            return self._forward_soft(obs, state)
+        if mode == "mean":
+            if cube is None:
+                raise ValueError("input_mode='mean' needs the 'cube' observation (observation_mode='cube')")
+            cells = _cells(cube)  # (L, B, K*K, D)
+            x = cells.mean(-2)
+            w = torch.full(cells.shape[:-1], 1.0 / self.config.num_cells, device=x.device)
+            frame_x, frame_w = state.frame_x, state.frame_w
+        else:
+            x, w, frame_x, frame_w = self._frame_sums(obs, state)
+        g = self.encode(x, w, progress)  # (L, B, E)
+        out, (h_n, c_n) = self.lstm(g, (state.h, state.c))  # out: (L, B, H)
+        loc, cls, val = self.heads(out, cube)
+        new_state = NetState(h_n, c_n, frame_x, frame_w, state.next_weights)
+        return NetOutput(loc, cls, val, w), new_state
+
+    def _frame_sums(
+        self, obs: dict[str, torch.Tensor], state: NetState
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Hard glimpses: X'_t and w_t as running sums over the current frame's glimpses."""
+        glimpse = obs["glimpse"]  # (L, B, D)
+        onehot = nn.functional.one_hot(obs["location"].long(), self.config.num_cells).to(glimpse.dtype)
+        if self.config.glimpses_per_frame == 1:
+            return glimpse, onehot, state.frame_x, state.frame_w
+        # A new frame starts where the glimpse index within the frame (progress[..., 1]) is 0.
+        new_frame = (obs["progress"][..., 1] == 0).unsqueeze(-1)  # (L, B, 1)
+        xs, ws = [], []
+        fx, fw = state.frame_x, state.frame_w
+        for t in range(glimpse.shape[0]):
+            fx = torch.where(new_frame[t], 0.0, fx) + glimpse[t]
+            fw = torch.where(new_frame[t], 0.0, fw) + onehot[t]
+            xs.append(fx)
+            ws.append(fw)
+        return torch.stack(xs), torch.stack(ws), fx, fw
+
+    def _forward_soft(self, obs: dict[str, torch.Tensor], state: NetState) -> tuple[NetOutput, NetState]:
+        """Soft attention: step t attends with the weights the location head gave at step t-1 (the first
+        step with uniform weights), so the LSTM runs one step at a time."""
+        cube = obs.get("cube")
+        if cube is None:
+            raise ValueError("input_mode='soft' needs the 'cube' observation (observation_mode='cube')")
+        cells = _cells(cube)  # (L, B, K*K, D)
+        h, c, w = state.h, state.c, state.next_weights
+        outs: list[tuple[torch.Tensor, ...]] = []
+        for t in range(cells.shape[0]):
+            x = (w.unsqueeze(-1) * cells[t]).sum(-2)  # (B, D)
+            g = self.encode(x, w, obs["progress"][t])
+            top, (h, c) = self.lstm(g.unsqueeze(0), (h, c))  # top: (1, B, H)
+            loc, cls, val = self.heads(top[0], cube[t])
+            outs.append((loc, cls, val, w))
+            w = torch.softmax(loc, dim=-1)
+        loc, cls, val, ws = (torch.stack(z) for z in zip(*outs, strict=True))
+        return NetOutput(loc, cls, val, ws), NetState(h, c, state.frame_x, state.frame_w, w)

@@ -1,0 +1,114 @@
+"""The algorithm registry: the single source of truth for ``--algo`` names.
+
+Each name maps to an :class:`AlgorithmSpec`: the class that trains it and the yaml that holds its
+hyperparameter defaults (``agents/hyperparams/<file>``). Besides the names below, any SB3-compatible class
+can be named as ``module:Class`` (its defaults come from ``sb3_class.yml``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sb3_contrib import RecurrentPPO
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from agents.base import Algorithm, EpisodeAlgorithm, EpisodeHyperparams
+from agents.hyperparams import HyperparamError, check_keys
+from agents.lstm_ppo import LstmPPO
+from agents.reinforce import Reinforce
+from agents.sb3 import OWN_KEYS, SB3Algorithm, constructor_keys, import_object
+from agents.supervised import CenterGlimpse, MeanPool, OracleGlimpse, RandomGlimpse, SoftAttention
+
+DEFAULT_ALGO = "reinforce"
+SB3_CLASS_FILE = "sb3_class.yml"
+
+
+class UnknownAlgorithmError(ValueError):
+    """``--algo`` names nothing we know."""
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """One ``--algo`` entry: ``cls`` is an :class:`EpisodeAlgorithm` subclass (ours) or an SB3 class."""
+
+    name: str
+    cls: type
+    summary: str
+    hyperparams_file: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.hyperparams_file:  # agents/hyperparams/<name>.yml
+            object.__setattr__(self, "hyperparams_file", f"{self.name}.yml")
+
+    @property
+    def is_sb3(self) -> bool:
+        return issubclass(self.cls, BaseAlgorithm)
+
+    def allowed_keys(self) -> set[str]:
+        """Top-level hyperparameter keys."""
+        if self.is_sb3:
+            return constructor_keys(self.cls) | set(OWN_KEYS)
+        return {f.name for f in fields(self.cls.hyperparams_class)}
+
+    def check_hyperparams(self, params: dict[str, Any], where: str) -> None:
+        """Raise :class:`HyperparamError` for unknown keys (also inside ``network``) or missing ones."""
+        check_keys(params, self.allowed_keys(), where)
+        if self.is_sb3:
+            return
+        network = params.get("network") or {}
+        if not isinstance(network, dict):
+            raise HyperparamError(f"'network' in {where} must be a mapping")
+        check_keys(network, EpisodeHyperparams.NETWORK_KEYS, f"{where} (network)")
+        missing = sorted(self.allowed_keys() - set(params))
+        if missing:
+            raise HyperparamError(f"{where} lacks hyperparameter(s) {', '.join(missing)}")
+
+    def build(
+        self, env_id: str, env_kwargs: dict[str, Any], params: dict[str, Any], *, n_envs: int, seed: int, device: str
+    ) -> Algorithm:
+        if self.is_sb3:
+            return SB3Algorithm(self.cls, env_id, env_kwargs, params, n_envs=n_envs, seed=seed, device=device)
+        assert issubclass(self.cls, EpisodeAlgorithm)
+        hp = self.cls.hyperparams_class(**{**params, "network": dict(params.get("network") or {})})
+        return self.cls(env_id, env_kwargs, hp, n_envs=n_envs, seed=seed, device=device)
+
+
+ALGORITHMS: dict[str, AlgorithmSpec] = {
+    spec.name: spec
+    for spec in (
+        AlgorithmSpec("reinforce", Reinforce, "the paper's agent: REINFORCE glimpses, cross-entropy classes"),
+        AlgorithmSpec("lstm_ppo", LstmPPO, "recurrent actor-critic, PPO over whole episodes (pure RL)"),
+        AlgorithmSpec("soft_attention", SoftAttention, "baseline: soft attention (Sharma et al. 2015), backprop"),
+        AlgorithmSpec("mean_pool", MeanPool, "baseline: LSTM on the mean of all cells (no attention)"),
+        AlgorithmSpec("random", RandomGlimpse, "baseline: glimpses at random cells"),
+        AlgorithmSpec("center", CenterGlimpse, "baseline: glimpses at the centre cell"),
+        AlgorithmSpec("oracle", OracleGlimpse, "baseline: glimpses on the ground-truth core (synthetic only)"),
+        AlgorithmSpec("ppo", PPO, "Stable-Baselines3 PPO (MultiInputPolicy, GlimpseExtractor)"),
+        AlgorithmSpec("a2c", A2C, "Stable-Baselines3 A2C (MultiInputPolicy, GlimpseExtractor)"),
+        AlgorithmSpec("recurrent_ppo", RecurrentPPO, "sb3-contrib RecurrentPPO (MultiInputLstmPolicy)"),
+    )
+}
+
+
+def known_algorithms_text() -> str:
+    return ", ".join(ALGORITHMS) + ", or any SB3-compatible class as module:Class"
+
+
+def resolve_algorithm(name: str) -> AlgorithmSpec:
+    """The spec of a registered name or of a ``module:Class`` SB3-compatible class."""
+    if name in ALGORITHMS:
+        return ALGORITHMS[name]
+    if ":" in name:
+        try:
+            cls = import_object(name)
+        except ValueError as exc:
+            raise UnknownAlgorithmError(f"cannot load algorithm class {name!r}: {exc}") from exc
+        if not (isinstance(cls, type) and issubclass(cls, BaseAlgorithm)):
+            raise UnknownAlgorithmError(
+                f"{name!r} is not an SB3-compatible algorithm class (a subclass of "
+                "stable_baselines3.common.base_class.BaseAlgorithm)"
+            )
+        return AlgorithmSpec(name, cls, f"{cls.__module__}.{cls.__name__}", SB3_CLASS_FILE)
+    raise UnknownAlgorithmError(f"unknown algorithm {name!r}; known algorithms: {known_algorithms_text()}")

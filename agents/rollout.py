@@ -1,0 +1,152 @@
+"""Whole-episode rollouts on the batched vector env.
+
+Episodes have a fixed length L = min(T * m, glimpse_budget), so ``n`` episodes reset together stay in
+lockstep: reset, exactly L steps, all terminate at once. We reset explicitly before every batch (the vector
+env's autoreset step is never taken), so each batch is a clean (L, n) block that the LSTM can run over at
+once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.policy import NetworkPolicy, Policy
+
+# Observation keys stored for learning; "cube" only when the env emits it.
+OBS_KEYS = ("glimpse", "location", "progress", "cube")
+
+
+@dataclass
+class EpisodeBatch:
+    """One lockstep batch of B whole episodes of L steps.
+
+    ``obs[key]`` (L, B, ...) is what the agent saw at each step (torch, float32 / int64 location);
+    ``actions`` (L, B, 2); ``rewards`` (L, B); ``labels`` (B,); ``on_core`` (L, B) float, 1/0 whether the
+    glimpse the agent saw was on the action core, NaN where unknown; ``class_probs`` (L, B, C);
+    ``success`` (B,) whether the last prediction was right; ``video_ids`` (B,).
+    ``location_log_prob``, ``class_log_prob``, ``values`` (L, B) are filled for NetworkPolicy rollouts.
+    """
+
+    obs: dict[str, torch.Tensor]
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    labels: torch.Tensor
+    on_core: torch.Tensor
+    class_probs: torch.Tensor
+    success: torch.Tensor
+    video_ids: list[str]
+    location_log_prob: torch.Tensor | None = None
+    class_log_prob: torch.Tensor | None = None
+    values: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return int(self.actions.shape[0])
+
+    @property
+    def num_episodes(self) -> int:
+        return int(self.actions.shape[1])
+
+    @property
+    def num_steps(self) -> int:
+        return self.length * self.num_episodes
+
+    @property
+    def episode_returns(self) -> torch.Tensor:
+        return self.rewards.sum(0)
+
+
+def _on_core(info: Mapping[str, Any], n: int) -> np.ndarray:
+    """info["on_core"] (bools, or None where the data has no core annotation) -> float (n,) with NaN."""
+    raw = info.get("on_core")
+    if raw is None:
+        return np.full(n, np.nan)
+    arr = np.asarray(raw)
+    if arr.dtype == object:
+        return np.array([np.nan if v is None else float(v) for v in arr.reshape(-1)])
+    mask = info.get("_on_core")
+    out = arr.astype(np.float64).reshape(-1)
+    if mask is not None:  # Gymnasium's per-sub-env "key present" mask
+        out = np.where(np.asarray(mask, bool), out, np.nan)
+    return np.broadcast_to(out, (n,)).copy()
+
+
+def _own(array: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+    """``array``, copied only if the env handed back a buffer it reuses (cubes are large)."""
+    if previous is not None and np.shares_memory(array, previous):
+        return np.array(array)
+    return np.asarray(array)
+
+
+def collect_episodes(
+    env: Any,
+    policy: Policy,
+    *,
+    seed: int | None = None,
+    options: dict[str, Any] | None = None,
+    deterministic: bool = False,
+    obs_keys: tuple[str, ...] = OBS_KEYS,
+) -> EpisodeBatch:
+    """Reset ``env`` (a batched vector env) and run one episode in every sub-env with ``policy``.
+
+    :param seed: passed to ``env.reset`` (sub-env i gets ``seed + i``).
+    :param options: passed to ``env.reset`` (e.g. ``{"video_index": indices}``).
+    :param obs_keys: observation entries to store for learning (those the env emits); () for none.
+    """
+    n = env.num_envs
+    obs, info = env.reset(seed=seed, options=options)
+    labels = np.asarray(info["label"]).reshape(n)
+    video_ids = [str(v) for v in np.asarray(info.get("video_id", np.full(n, ""))).reshape(n)]
+    policy.reset(n)
+    needs_core = policy.needs_core_mask
+    rich = isinstance(policy, NetworkPolicy)
+    steps_obs: list[dict[str, np.ndarray]] = []
+    actions, rewards, on_core, probs, loc_lp, cls_lp, values = [], [], [], [], [], [], []
+    while True:
+        core_mask = env.next_core_mask() if needs_core else None
+        steps_obs.append({k: _own(obs[k], steps_obs[-1][k] if steps_obs else None) for k in obs_keys if k in obs})
+        on_core.append(_on_core(info, n))
+        if rich:
+            res = policy.step(obs, deterministic, core_mask)
+            act, cp = res.actions.cpu().numpy(), res.class_probs
+            loc_lp.append(res.location_log_prob)
+            cls_lp.append(res.class_log_prob)
+            values.append(res.value)
+        else:
+            act, cp = policy.act(obs, deterministic, core_mask)
+            cp = torch.as_tensor(cp)
+        actions.append(act)
+        probs.append(cp)
+        obs, reward, terminated, truncated, info = env.step(act)
+        rewards.append(np.asarray(reward, dtype=np.float32))
+        done = np.logical_or(terminated, truncated)
+        if done.any():
+            if not done.all():
+                raise RuntimeError(
+                    "sub-envs finished at different steps; lockstep rollouts need fixed-length episodes "
+                    "started together (reset the whole vector env)"
+                )
+            break
+    success = np.asarray(info.get("is_success", np.zeros(n, bool))).astype(bool).reshape(n)
+    stacked = {}
+    for key in steps_obs[0]:
+        value = torch.from_numpy(np.stack([o[key] for o in steps_obs]))  # (L, B, ...)
+        stacked[key] = value.long() if key == "location" else value.float()
+    return EpisodeBatch(
+        obs=stacked,
+        actions=torch.from_numpy(np.stack(actions)).long(),
+        rewards=torch.from_numpy(np.stack(rewards)),
+        labels=torch.from_numpy(labels).long(),
+        on_core=torch.from_numpy(np.stack(on_core)).float(),
+        class_probs=torch.stack([torch.as_tensor(p) for p in probs]).float(),
+        success=torch.from_numpy(success),
+        video_ids=video_ids,
+        location_log_prob=torch.stack(loc_lp) if rich else None,
+        class_log_prob=torch.stack(cls_lp) if rich else None,
+        values=torch.stack(values) if rich else None,
+    )

@@ -1,0 +1,90 @@
+"""Training throughput (env steps per second) of our recurrent agents against Stable-Baselines3's, measured in
+one run on the same env with the same network width.
+
+    python bench/bench_train_throughput.py                       # default SyntheticGlimpse-v0, glimpse mode
+    python bench/bench_train_throughput.py --observation-mode cube --width 256
+
+Every algorithm trains through its ``agents.registry`` builder with its shipped hyperparameters for the env,
+except the widths: LSTM ``--width`` units (1 layer) for ``reinforce``, ``lstm_ppo`` and ``recurrent_ppo``,
+``[width, width]`` MLP for ``ppo``, and a ``width``-wide glimpse encoding for all. The clock covers
+training only (rollouts and updates, not construction nor evaluation): the first stretch is a warm-up
+that is not timed. This is a benchmark, not a test: it prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import torch
+
+import envs
+from agents.hyperparams import deep_merge, load_hyperparams
+from agents.registry import resolve_algorithm
+
+ENV = "SyntheticGlimpse-v0"
+
+
+class _Session:
+    stop_requested = False
+
+    def on_iteration(self, num_timesteps: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+
+def width_overrides(algo: str, width: int) -> dict[str, Any]:
+    extractor = {"features_extractor_kwargs": {"glimpse_dim": width, "cell_dim": 16}}
+    if algo in ("reinforce", "lstm_ppo"):
+        return {"network": {"embed_dim": width, "hidden_size": width, "num_layers": 1, "class_hidden": width}}
+    if algo == "recurrent_ppo":
+        return {"policy_kwargs": {**extractor, "lstm_hidden_size": width, "n_lstm_layers": 1, "net_arch": [width]}}
+    return {"policy_kwargs": {**extractor, "net_arch": [width, width]}}
+
+
+def measure(algo: str, env_kwargs: dict[str, Any], width: int, steps: int, warmup: int, seed: int) -> float:
+    """Env steps per second of ``algo`` over ``steps`` training steps after ``warmup`` untimed ones."""
+    spec = resolve_algorithm(algo)
+    params = deep_merge(load_hyperparams(spec.hyperparams_file, ENV, envs.ENV_IDS), width_overrides(algo, width))
+    agent = spec.build(ENV, env_kwargs, params, n_envs=params["n_envs"], seed=seed, device="cpu")
+    session = _Session()
+    try:
+        agent.learn(warmup, session)
+        start_steps, tic = agent.num_timesteps, time.perf_counter()
+        agent.learn(start_steps + steps, session)
+        return (agent.num_timesteps - start_steps) / (time.perf_counter() - tic)
+    finally:
+        agent.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--observation-mode", default="glimpse", choices=("glimpse", "cube"))
+    p.add_argument("--width", type=int, default=128, help="LSTM / MLP width shared by all algorithms")
+    p.add_argument("--algos", nargs="+", default=["reinforce", "lstm_ppo", "ppo", "recurrent_ppo"])
+    p.add_argument("--steps", type=int, default=60_000, help="timed env steps for our agents and ppo")
+    p.add_argument("--recurrent-ppo-steps", type=int, default=3_000, help="timed env steps for recurrent_ppo")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    env_kwargs = {"observation_mode": args.observation_mode}
+    print(f"{ENV} {env_kwargs}, width {args.width}, torch threads {torch.get_num_threads()}", flush=True)
+    rates: dict[str, float] = {}
+    for algo in args.algos:
+        steps = args.recurrent_ppo_steps if algo == "recurrent_ppo" else args.steps
+        rates[algo] = measure(algo, env_kwargs, args.width, steps, warmup=max(steps // 10, 2_000), seed=args.seed)
+        print(f"  {algo:<15} {rates[algo]:>10,.0f} env steps/s", flush=True)
+    print("\n| algorithm | env steps/s | x RecurrentPPO | x PPO |\n|---|---:|---:|---:|")
+    for algo, rate in rates.items():
+        vs_r = f"{rate / rates['recurrent_ppo']:.0f}x" if "recurrent_ppo" in rates else "-"
+        vs_p = f"{rate / rates['ppo']:.1f}x" if "ppo" in rates else "-"
+        print(f"| `{algo}` | {rate:,.0f} | {vs_r} | {vs_p} |")
+
+
+if __name__ == "__main__":
+    main()

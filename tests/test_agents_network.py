@@ -1,0 +1,197 @@
+"""The glimpse network, policies and rollouts (agents/network.py, policy.py, rollout.py, evaluation.py)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from agents.envutil import make_vector_env
+from agents.evaluation import evaluate_policy
+from agents.network import GlimpseNetwork, NetworkConfig
+from agents.policy import NetworkPolicy
+from agents.reinforce import Reinforce, ReinforceHyperparams
+from agents.rollout import collect_episodes
+
+torch.set_num_threads(1)
+
+ENV = "SyntheticGlimpse-v0"
+TINY = {"num_classes": 3, "feature_dim": 16, "frames": 5, "train_clips_per_class": 3, "test_clips_per_class": 3}
+NET = {"embed_dim": 16, "hidden_size": 16, "num_layers": 2, "class_hidden": 16, "dropout": 0.0}
+
+
+def _net(**overrides: object) -> GlimpseNetwork:
+    torch.manual_seed(0)
+    cfg = NetworkConfig(feature_dim=16, num_classes=3, **{**NET, **overrides})  # type: ignore[arg-type]
+    net = GlimpseNetwork(cfg)
+    net.eval()
+    return net
+
+
+def _episodes(env_kwargs: dict, n: int = 4) -> dict[str, torch.Tensor]:
+    env = make_vector_env(ENV, {**TINY, **env_kwargs}, n)
+    net = _net(use_cube="cube" in env.single_observation_space.spaces,
+               glimpses_per_frame=env_kwargs.get("glimpses_per_frame", 1))
+    batch = collect_episodes(env, NetworkPolicy(net, "random", generator=torch.Generator().manual_seed(1)), seed=3)
+    env.close()
+    return batch.obs
+
+
+@pytest.mark.parametrize(
+    ("mode", "env_kwargs"),
+    [
+        ("glimpse", {}),
+        ("glimpse", {"observation_mode": "glimpse"}),
+        ("glimpse", {"glimpses_per_frame": 2}),
+        ("mean", {}),
+        ("soft", {}),
+    ],
+)
+def test_whole_sequence_equals_step_by_step(mode: str, env_kwargs: dict) -> None:
+    """Training runs the network over whole episodes at once; rollouts step it. Same numbers."""
+    obs = _episodes(env_kwargs)
+    net = _net(input_mode=mode, use_cube="cube" in obs, glimpses_per_frame=env_kwargs.get("glimpses_per_frame", 1))
+    net.update_input_stats(obs["glimpse"])
+    with torch.no_grad():
+        whole, _ = net(obs)
+        state, steps = None, []
+        for t in range(obs["progress"].shape[0]):
+            out, state = net({k: v[t : t + 1] for k, v in obs.items()}, state)
+            steps.append(out)
+    for name in ("location_logits", "class_logits", "value", "weights"):
+        stepped = torch.cat([getattr(o, name) for o in steps])
+        assert torch.allclose(getattr(whole, name), stepped, atol=1e-5), name
+
+
+def test_glimpses_of_a_frame_are_summed() -> None:
+    """With m glimpses per frame, step t feeds the sum of the frame's glimpses so far (paper eq. 3)."""
+    obs = _episodes({"glimpses_per_frame": 2, "observation_mode": "glimpse"})
+    net = _net(use_cube=False, glimpses_per_frame=2)
+    x, w, _, _ = net._frame_sums(obs, net.initial_state(obs["glimpse"].shape[1]))
+    g = obs["glimpse"]
+    assert torch.allclose(x[0], g[0]) and torch.allclose(x[1], g[0] + g[1]) and torch.allclose(x[2], g[2])
+    assert torch.equal(w[1].sum(-1), torch.full_like(w[1].sum(-1), 2.0))
+
+
+def test_input_stats_match_numpy_over_batches() -> None:
+    net = _net()
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(2.0, 3.0, (50, 16)), rng.normal(-1.0, 0.5, (30, 16))
+    net.update_input_stats(torch.tensor(a, dtype=torch.float32))
+    net.update_input_stats(torch.tensor(b, dtype=torch.float32))
+    both = np.concatenate([a, b])
+    assert np.allclose(net.input_mean.numpy(), both.mean(0), atol=1e-4)
+    assert np.allclose(net.input_var.numpy(), both.var(0), atol=1e-3)
+    assert float(net.input_count) == 80
+
+
+def test_location_scores_ignore_a_shift_common_to_all_cells() -> None:
+    """The cube scorer standardises cells; a per-channel offset shared by all cells cannot move attention."""
+    net = _net(saliency_prior=1.0)
+    h = torch.randn(2, 16)
+    cube = torch.rand(2, 7, 7, 16)
+    shift = torch.rand(16) * 5
+    p1 = torch.softmax(net.location_logits(h, cube), -1)
+    p2 = torch.softmax(net.location_logits(h, cube + shift), -1)
+    assert torch.allclose(p1, p2, atol=1e-5)
+
+
+def test_saliency_prior_prefers_strong_cells() -> None:
+    cube = torch.zeros(1, 7, 7, 16)
+    cube[0, 2, 5] = 3.0  # one cell with more activation than the rest
+    h = torch.zeros(1, 16)
+    assert _net(saliency_prior=2.0).location_logits(h, cube).argmax().item() == 2 * 7 + 5
+    flat = torch.softmax(_net(saliency_prior=0.0).location_logits(h, cube), -1)
+    assert flat.max() - flat.min() < 1e-2  # no prior: near uniform at initialisation
+
+
+def test_cube_scorer_needs_the_cube() -> None:
+    net = _net(use_cube=True)
+    obs = _episodes({"observation_mode": "glimpse"})
+    with pytest.raises(ValueError, match="cube"):
+        net(obs)
+
+
+def test_rollout_shapes_reward_and_labels() -> None:
+    env = make_vector_env(ENV, TINY, 3)
+    net = _net(use_cube=True)
+    batch = collect_episodes(env, NetworkPolicy(net, "learned", generator=torch.Generator().manual_seed(0)), seed=5)
+    assert batch.actions.shape == (5, 3, 2) and batch.obs["cube"].shape == (5, 3, 7, 7, 16)
+    assert torch.count_nonzero(batch.rewards[:-1]) == 0  # eq. 7: paid at the last step only
+    # eq. 7 with eta = 0.5, R+ = 1, R- = -1 from the actions taken
+    right = (batch.actions[..., 1] == batch.labels).float().sum(0)
+    assert torch.allclose(batch.rewards[-1], 0.5 * right - 0.5 * (5 - right))
+    assert batch.location_log_prob is not None and torch.all(batch.location_log_prob <= 0)
+    env.close()
+
+
+def test_oracle_policy_looks_at_the_core() -> None:
+    env = make_vector_env(ENV, {**TINY, "observation_mode": "glimpse"}, 4)
+    net = _net(use_cube=False)
+    batch = collect_episodes(env, NetworkPolicy(net, "oracle", generator=torch.Generator().manual_seed(0)), seed=0)
+    assert batch.on_core[1:].mean().item() == 1.0  # every glimpse after the first (the centre) is on the core
+    env.close()
+
+
+def test_evaluation_sweeps_every_test_clip_once() -> None:
+    env = make_vector_env(ENV, {**TINY, "subset": "test"}, 4)  # 9 clips: the last batch is padded
+    net = _net(use_cube=True)
+    result = evaluate_policy(NetworkPolicy(net, "learned"), env)
+    assert result.n_clips == 9 == env.unwrapped.num_clips
+    assert sorted(result.video_ids) == sorted(set(result.video_ids))
+    assert result.glimpses_per_video == 5.0
+    assert result.accuracy == pytest.approx(float((result.predictions == result.labels).mean()))
+    env.close()
+
+
+def test_policy_act_returns_actions_and_class_probabilities() -> None:
+    env = make_vector_env(ENV, TINY, 2)
+    obs, _ = env.reset(seed=0)
+    policy = NetworkPolicy(_net(use_cube=True), "learned")
+    policy.reset(2)
+    actions, probs = policy.act(obs, deterministic=True)
+    assert actions.shape == (2, 2) and actions.dtype == np.int64
+    assert probs.shape == (2, 3) and np.allclose(probs.sum(-1), 1.0, atol=1e-5)
+    assert env.single_action_space.contains(actions[0])
+    env.close()
+
+
+class _Session:
+    stop_requested = False
+
+    def on_iteration(self, num_timesteps: int, metrics: dict) -> None:
+        pass
+
+
+def test_reinforce_update_raises_the_probability_of_rewarded_glimpses() -> None:
+    """One REINFORCE update with rewards that favour some location choices, against the same update with
+    the opposite rewards: the favoured choices gain log-probability relative to the others. (The
+    cross-entropy part is the same in both and cancels.)"""
+    hp = ReinforceHyperparams(
+        n_envs=32, n_timesteps=0, eval_every=0, learning_rate=0.01, weight_decay=0.0, max_grad_norm=0.0,
+        network=dict(NET), attention_penalty=0.0, reinforce_coef=1.0, baseline_coef=1.0, entropy_coef=0.0,
+        reward_scale=1.0, normalize_advantage=False,
+    )
+    agent = Reinforce(ENV, TINY, hp, n_envs=32, seed=0)
+    batch = agent.collect()
+    agent.network.update_input_stats(batch.obs["cube"])
+    favoured = (batch.actions[0, :, 0] % 2 == 0).float()  # episodes whose first jump went to an even cell
+    start = copy.deepcopy((agent.network.state_dict(), agent.optimizer.state_dict()))
+
+    def gain(sign: float) -> float:
+        agent.network.load_state_dict(start[0])
+        agent.optimizer.load_state_dict(start[1])
+        b = copy.copy(batch)
+        b.rewards = torch.zeros_like(batch.rewards)
+        b.rewards[-1] = sign * (2 * favoured - 1)
+        agent.network.train()
+        agent.update(b)
+        with torch.no_grad():
+            out, _ = agent.network(batch.obs)
+        logp = torch.log_softmax(out.location_logits[0], -1).gather(-1, batch.actions[0, :, :1]).squeeze(-1)
+        return float((logp * favoured).sum() / favoured.sum() - (logp * (1 - favoured)).sum() / (1 - favoured).sum())
+
+    assert gain(+1.0) > gain(-1.0) + 1e-3
+    agent.close()

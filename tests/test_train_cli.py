@@ -1,0 +1,248 @@
+"""train_agent.py: every algorithm through the CLI, run folders, TensorBoard tags, errors, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+import train_agent
+from agents import load_policy, make_env_from_run
+from agents.evaluation import evaluate_policy
+from agents.registry import ALGORITHMS
+
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["num_classes=3", "feature_dim=16", "frames=5", "train_clips_per_class=3", "test_clips_per_class=2"]
+#: tiny networks / rollouts so that every algorithm runs a few hundred steps in seconds
+SMALL_NET = {"network": {"embed_dim": 16, "hidden_size": 16, "num_layers": 1, "class_hidden": 16}}
+SB3_SMALL = {"n_steps": 40, "batch_size": 40, "n_epochs": 1,
+             "policy_kwargs": {"features_extractor_kwargs": {"glimpse_dim": 16, "cell_dim": 4}}}
+OVERRIDES = {
+    **{name: SMALL_NET for name, spec in ALGORITHMS.items() if not spec.is_sb3},
+    "ppo": SB3_SMALL,
+    "recurrent_ppo": {**SB3_SMALL, "policy_kwargs": {**SB3_SMALL["policy_kwargs"], "lstm_hidden_size": 16}},
+    "a2c": {"n_steps": 10, "policy_kwargs": SB3_SMALL["policy_kwargs"]},
+    "sb3_contrib:TRPO": {"n_steps": 40, "batch_size": 40, "policy_kwargs": SB3_SMALL["policy_kwargs"]},
+}
+SHARED_TAGS = {"rollout/ep_rew_mean", "rollout/success_rate", "eval/accuracy", "eval/focus_accuracy",
+               "eval/mean_reward", "time/fps"}
+
+
+def tb_scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of a run folder's TensorBoard events: tag -> [(step, value)]."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(run.glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                number = value.simple_value if value.HasField("simple_value") else float(
+                    np.frombuffer(value.tensor.tensor_content, np.float32)[0]
+                    if value.tensor.tensor_content else value.tensor.float_val[0])
+                out.setdefault(value.tag, []).append((event.step, number))
+    return out
+
+
+def write_yaml(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def only_run(logdir: Path) -> Path:
+    runs = list(logdir.iterdir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+@pytest.mark.parametrize("algo", [*ALGORITHMS, "sb3_contrib:TRPO"])
+def test_every_algorithm_trains_through_the_cli(algo: str, tmp_path: Path) -> None:
+    hp = write_yaml(tmp_path / "hp.yml", OVERRIDES[algo])
+    logdir = tmp_path / "runs"
+    cmd = [sys.executable, str(ROOT / "train_agent.py"), "--algo", algo, "--env-kwargs", *TINY, "--n-envs", "2",
+           "--total-timesteps", "200", "--eval-every", "100", "--hyperparams", str(hp), "--logdir", str(logdir),
+           "--seed", "1", "--threads", "1", "--no-progress"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "test accuracy" in proc.stdout
+    run = only_run(logdir)
+    assert run.name.startswith(f"SyntheticGlimpse-v0__{algo.replace(':', '-')}__1__")
+    config = json.loads((run / "config.json").read_text())
+    assert config["algo"] == algo and config["env_kwargs"]["num_classes"] == 3 and config["seed"] == 1
+    assert config["versions"]["torch"] and "git_commit" in config and config["argv"]
+    assert (run / config["model_file"]).is_file() and list((run / "checkpoints").iterdir())
+    result = json.loads((run / "result.json").read_text())
+    assert result["num_timesteps"] >= 200 and 0.0 <= result["accuracy"] <= 1.0
+
+    tags = tb_scalars(run)
+    assert SHARED_TAGS <= set(tags), sorted(tags)
+    assert any(t.startswith("train/") for t in tags)
+    assert max(step for step, _ in tags["eval/accuracy"]) == result["num_timesteps"]  # x axis: env steps
+
+    policy = load_policy(run)  # the uniform interface: rebuild env from config.json, act deterministically
+    env = make_env_from_run(run, num_envs=2)
+    again = evaluate_policy(policy, env)
+    env.close()
+    assert again.n_clips == 6
+    if algo != "random":  # the random policy draws again; everything else is deterministic
+        assert again.accuracy == pytest.approx(result["accuracy"])
+
+
+def test_rl_zoo3_trains_with_our_config(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo", "--env", "SyntheticGlimpse-v0",
+           "--gym-packages", "envs", "--conf-file", str(ROOT / "agents/hyperparams/zoo.yml"), "-n", "240",
+           "--env-kwargs", *[kv.replace("=", ":") for kv in TINY], "-params", "n_envs:2", "n_steps:60",
+           "batch_size:60", "n_epochs:1", "--eval-freq", "-1", "--seed", "0", "-f", str(tmp_path / "logs")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    models = list((tmp_path / "logs").rglob("SyntheticGlimpse-v0.zip"))
+    assert len(models) == 1
+    from stable_baselines3 import PPO
+
+    from agents.sb3 import GlimpseExtractor
+
+    model = PPO.load(models[0])
+    assert isinstance(model.policy.features_extractor, GlimpseExtractor)
+
+
+# ------------------------------------------------------------------------------------------------ errors
+def run_cli(args: list[str], logdir: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = train_agent.main([*args, "--logdir", str(logdir), "--no-progress", "--threads", "1"])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--algo", "sac2"], "unknown algorithm 'sac2'; known algorithms: reinforce, lstm_ppo"),
+        (["--algo", "no_such_module:Algo"], "cannot load algorithm class"),
+        (["--algo", "stable_baselines3:DQN"], "DQN cannot handle the env's action space"),
+        (["--algo", "stable_baselines3:SAC"], "it supports only Box action spaces"),
+        (["--env-kwargs", "num_classes3"], "malformed --env-kwargs entry 'num_classes3'"),
+        (["--env-kwargs", "frames=4", "frames=5"], "sets 'frames' twice"),
+        (["--env-kwargs", "colour=red"], "cannot build SyntheticGlimpse-v0 with env kwargs {'colour': 'red'}"),
+        (["--env", "Nope-v0"], "unknown env 'Nope-v0'"),
+        (["--algo", "soft_attention", "--env-kwargs", "observation_mode=glimpse"], "observation_mode='cube'"),
+        (["--n-envs", "0"], "--n-envs must be positive"),
+    ],
+)
+def test_clear_errors_and_nothing_written(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logdir = tmp_path / "runs"
+    code, err = run_cli([*args, "--total-timesteps", "50"], logdir, capsys)
+    assert code == 2
+    assert message in err
+    assert not logdir.exists() or not any(logdir.iterdir())
+
+
+def test_unknown_hyperparameters_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    logdir = tmp_path / "runs"
+    hp = write_yaml(tmp_path / "hp.yml", {"learning_rat": 0.1, "network": {"hiden_size": 4}})
+    code, err = run_cli(["--hyperparams", str(hp)], logdir, capsys)
+    assert code == 2 and "unknown hyperparameter(s) learning_rat" in err and "learning_rate" in err
+    hp = write_yaml(tmp_path / "hp.yml", {"SyntheticGlimpse-v0": {"network": {"hiden_size": 4}}})
+    code, err = run_cli(["--hyperparams", str(hp)], logdir, capsys)
+    assert code == 2 and "hiden_size" in err and "hidden_size" in err
+    hp = write_yaml(tmp_path / "hp.yml", {"n_step": 3})
+    code, err = run_cli(["--algo", "ppo", "--hyperparams", str(hp)], logdir, capsys)
+    assert code == 2 and "n_step" in err and "n_steps" in err
+    (tmp_path / "bad.yml").write_text("learning_rate: [1,\n")
+    code, err = run_cli(["--hyperparams", str(tmp_path / "bad.yml")], logdir, capsys)
+    assert code == 2 and "not valid yaml" in err
+    assert not logdir.exists() or not any(logdir.iterdir())
+
+
+def test_oracle_needs_a_core_annotation(
+    stores: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logdir = tmp_path / "runs"
+    code, err = run_cli(["--algo", "oracle", "--env", "HMDB51Glimpse-v0", "--env-kwargs",
+                         f"data_root={str(stores['hmdb51'])!r}", "--total-timesteps", "50"], logdir, capsys)
+    assert code == 2 and "ground-truth action core" in err
+    assert not logdir.exists() or not any(logdir.iterdir())
+
+
+def _small_hp(tmp_path: Path) -> Path:
+    return write_yaml(tmp_path / "small.yml", {**SMALL_NET, "n_envs": 4})
+
+
+def _train(tmp_path: Path, name: str, algo: str, total: int, capsys: pytest.CaptureFixture[str]) -> Path:
+    code, err = run_cli(["--algo", algo, "--env-kwargs", *TINY, "--hyperparams", str(_small_hp(tmp_path)),
+                         "--total-timesteps", str(total), "--eval-every", "40", "--run-name", name], tmp_path, capsys)
+    assert code == 0, err
+    return tmp_path / name
+
+
+def test_resume_refuses_another_algorithm_or_env(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = _train(tmp_path, "r", "random", 40, capsys)
+    before = sorted(p.name for p in run.rglob("*"))
+    code, err = run_cli(["--resume", str(run), "--algo", "reinforce"], tmp_path, capsys)
+    assert code == 2 and "is a run of random on SyntheticGlimpse-v0, but --algo reinforce was given" in err
+    code, err = run_cli(["--resume", str(run), "--env", "HMDB51Glimpse-v0"], tmp_path, capsys)
+    assert code == 2 and "--env HMDB51Glimpse-v0" in err
+    code, err = run_cli(["--resume", str(run), "--seed", "3"], tmp_path, capsys)
+    assert code == 2 and "--seed cannot change when resuming" in err
+    code, err = run_cli(["--resume", str(tmp_path / "nothing")], tmp_path, capsys)
+    assert code == 2 and "no such run folder" in err
+    assert sorted(p.name for p in run.rglob("*")) == before
+
+
+def _state(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "model.pt", weights_only=False)["state_dict"]
+
+
+@pytest.mark.parametrize("algo", ["reinforce", "lstm_ppo"])
+def test_resume_equals_uninterrupted(algo: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    whole = _train(tmp_path, "whole", algo, 200, capsys)
+    part = _train(tmp_path, "part", algo, 100, capsys)
+    code, err = run_cli(["--resume", str(part), "--total-timesteps", "200"], tmp_path, capsys)
+    assert code == 0, err
+    a, b = _state(whole), _state(part)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    config = json.loads((part / "config.json").read_text())
+    assert config["total_timesteps"] == 200 and len(config["resumes"]) == 1
+    # TensorBoard: the resumed stretch continues the curve (no step logged twice)
+    steps = [s for s, _ in tb_scalars(part)["eval/accuracy"]]
+    assert sorted(steps) == sorted(set(steps)) and max(steps) >= 200
+
+
+def test_ctrl_c_writes_a_checkpoint_that_resume_continues_bit_for_bit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hp = _small_hp(tmp_path)
+    run = tmp_path / "interrupted"
+    cmd = [sys.executable, str(ROOT / "train_agent.py"), "--algo", "reinforce", "--env-kwargs", *TINY,
+           "--hyperparams", str(hp), "--total-timesteps", "100000000", "--eval-every", "0",
+           "--checkpoint-every", "20", "--run-name", run.name, "--logdir", str(tmp_path), "--threads", "1",
+           "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((run / "checkpoints").glob("step_*.pt")):  # training is under way
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "--resume" in out and not (run / "model.pt").exists()
+    stopped = max(int(p.stem.split("_")[1]) for p in (run / "checkpoints").glob("step_*.pt"))
+    total = stopped + 40  # two more iterations of 4 episodes x 5 steps
+    code, err = run_cli(["--resume", str(run), "--total-timesteps", str(total)], tmp_path, capsys)
+    assert code == 0, err
+    whole = _train(tmp_path, "whole", "reinforce", total, capsys)
+    a, b = _state(whole), _state(run)
+    assert all(torch.equal(a[k], b[k]) for k in a)

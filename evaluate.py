@@ -169,19 +169,6 @@ def log_dir(run: Run) -> Path:
     return run.path
 
 
-def data_identity(source: Any) -> dict[str, Any]:
-    """What the features are: shape, classes and, for a store, its weights identity."""
-    ident: dict[str, Any] = {
-        "class_names": list(source.class_names), "frames": int(source.frames), "grid": int(source.grid),
-        "feature_dim": int(source.feature_dim),
-    }
-    store = getattr(source, "store", None)
-    if store is not None:
-        ident["weights"] = store.meta.get("weights")
-        ident["backbone"] = store.meta.get("backbone")
-    return ident
-
-
 def policy_shape(policy: Any) -> dict[str, int]:
     """Feature dim, classes and cells a loaded policy was built for (ours: network config; SB3: its spaces)."""
     cfg = getattr(getattr(policy, "network", None), "config", None)
@@ -197,7 +184,7 @@ def policy_shape(policy: Any) -> dict[str, int]:
 
 def check_same_data(run: Run, source: Any, policy: Any) -> None:
     """``RunError`` when the env's data differ from what the run was trained on."""
-    now = data_identity(source)
+    now = source.identity()
     trained = run.config.get("data") or {}
 
     def show(v: Any) -> str:

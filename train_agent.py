@@ -150,6 +150,7 @@ def start(args: argparse.Namespace, argv: list[str]) -> tuple[Any, Any, dict[str
             "total_timesteps": total, "eval_every": eval_every, "checkpoint_every": checkpoint_every,
             "eval_clips": args.eval_clips, "device": device, "hyperparams": params,
             "model_file": algo.model_filename,
+            "data": eval_env.unwrapped.source.identity(),  # evaluate.py refuses other data
         }
         if hasattr(algo, "model_info"):
             fields["model"] = algo.model_info()

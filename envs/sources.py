@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -76,6 +77,11 @@ class FeatureSource(ABC):
     def source_video(self, clip: int) -> tuple[str, list[float]] | None:
         """Path of the clip's readable source video and its sampled timestamps (s), if known."""
         return None
+
+    def identity(self) -> dict[str, Any]:
+        """What the features are (shape, classes, how they were made): a trained model fits only these."""
+        return {"class_names": list(self.class_names), "frames": int(self.frames), "grid": int(self.grid),
+                "feature_dim": int(self.feature_dim)}
 
     # One-clip access for the single env, where numpy's per-call overhead on batches of one would
     # dominate a step. Defaults go through the batched methods; sources override them for speed.
@@ -184,6 +190,10 @@ class StoreSource(FeatureSource):
 
     def label_set(self, clip: int) -> frozenset[int]:
         return frozenset(self._records[clip].labels)
+
+    def identity(self) -> dict[str, Any]:
+        meta = self.store.meta
+        return {**super().identity(), "weights": meta.get("weights"), "backbone": meta.get("backbone")}
 
     def one_glimpse(self, clip: int, frame: int, cell: int) -> tuple[np.ndarray, bool | None]:
         r, c = divmod(cell, self.grid)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -220,6 +221,10 @@ class SyntheticSource(FeatureSource):
     def core_mask(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray:
         cells = np.broadcast_to(np.arange(GRID * GRID), (len(clips), GRID * GRID))
         return self._rows_for(clips, frames, cells)[1]
+
+    def identity(self) -> dict[str, Any]:
+        data = {k: v for k, v in asdict(self.config).items() if not k.endswith("clips_per_class")}
+        return {**super().identity(), "weights": "synthetic", "synthetic": data}
 
     # -- one clip at a time (the single env) ----------------------------------------------------
     def label_set(self, clip: int) -> frozenset[int]:

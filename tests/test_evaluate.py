@@ -369,11 +369,11 @@ def test_error_store_differs_from_training(tmp_path) -> None:
     other = export_synthetic_store(tmp_path / "other", SyntheticConfig(**dict(small, num_classes=3)))
     with pytest.raises(E.RunError, match=r"differ from those run .* num_classes: the model takes 4, the env gives 3"):
         E.evaluate_run(E.open_run(run), E.Options(data_root=str(other), **QUIET))
-    # other features of the same shape: caught through the data identity recorded in config.json
+    # other features of the same shape: caught through the data identity train_agent.py records
     config = json.loads((run / "config.json").read_text())
-    trained_on = E.data_identity(gym.make_vec("StoreGlimpse-v0", num_envs=1, vectorization_mode="vector_entry_point",
-                                              data_root=str(store), subset="test").unwrapped.source)
-    (run / "config.json").write_text(json.dumps({**config, "data": trained_on}))
+    trained_on = gym.make_vec("StoreGlimpse-v0", num_envs=1, vectorization_mode="vector_entry_point",
+                              data_root=str(store), subset="test").unwrapped.source.identity()
+    assert config["data"] == trained_on
     assert E.evaluate_run(E.open_run(run), E.Options(video=False, **QUIET))["metrics"]["n_clips"] == 4
     meta = json.loads((store / "meta.json").read_text())
     (store / "meta.json").write_text(json.dumps({**meta, "weights": "IMAGENET1K_V1"}))

@@ -125,6 +125,8 @@ class EpisodeAlgorithm(Algorithm):
     sample_class: ClassVar[bool] = False
     #: whether training rollouts explore (sample learned locations) or act greedily
     explore: ClassVar[bool] = True
+    #: whether a learned location head may score the cells of an observed cube (content-based attention)
+    content_attention: ClassVar[bool] = True
     #: whether the value head reads a detached memory state
     detach_value: ClassVar[bool] = False
     hyperparams_class: ClassVar[type[EpisodeHyperparams]] = EpisodeHyperparams
@@ -180,7 +182,7 @@ class EpisodeAlgorithm(Algorithm):
             num_classes=s.num_classes,
             num_cells=s.num_cells,
             input_mode=self.input_mode,  # type: ignore[arg-type]
-            use_cube=s.has_cube and self.location_rule == "learned",
+            use_cube=s.has_cube and self.location_rule == "learned" and self.content_attention,
             glimpses_per_frame=s.glimpses_per_frame,
             detach_value=self.detach_value,
             **self.hp.network,

@@ -47,7 +47,7 @@ class UnsupportedActionSpaceError(ValueError):
 
 
 class GlimpseExtractor(BaseFeaturesExtractor):
-    """Features of the glimse env's ``Dict`` observation. See the module docstring.
+    """Features of the glimpse env's ``Dict`` observation. See the module docstring.
 
     :param glimpse_dim: width of the glimpse projection.
     :param cell_dim: width of the per-cell cube projection (shared by all cells).

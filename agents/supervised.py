@@ -5,10 +5,10 @@ way they attend is the only difference:
 
 - ``soft_attention``: Sharma, Kiros & Salakhutdinov (2015), the paper's "baseline attention". The input of
   step t is the expectation ``sum_i a_{t,i} X_{t,i}`` under a softmax ``a_t`` that the location head gave
-  at step t-1 (uniform at the first step), trained end to end with the doubly stochastic penalty. The
-  location head scores the cells of the current frame from memory, as ``reinforce``'s does (Sharma et al.
-  compute it from memory alone). The cell sent to the env, which only counts towards focus accuracy, is the
-  argmax of the attention the next step will use.
+  at step t-1 (uniform at the first step), trained end to end with the doubly stochastic penalty. As in
+  Sharma et al., the location softmax is computed from the memory state alone (``a_t = softmax(W h_{t-1})``:
+  the cells' content reaches it only through what the LSTM remembers). The cell sent to the env, which only
+  counts towards focus accuracy, is the argmax of the attention the next step will use.
 - ``mean_pool``: the LSTM reads the mean of all 49 cells (no attention). Its env glimpse stays on the
   centre cell, so its focus accuracy means nothing.
 - ``random`` / ``center`` / ``oracle``: hard glimpses placed by a fixed rule (uniform random cell, the
@@ -68,6 +68,7 @@ class SoftAttention(SupervisedAgent):
     """Soft attention over the 49 cells (Sharma et al. 2015)."""
 
     input_mode = "soft"
+    content_attention = False
 
 
 class MeanPool(SupervisedAgent):

@@ -45,10 +45,14 @@ def width_overrides(algo: str, width: int) -> dict[str, Any]:
     return {"policy_kwargs": {**extractor, "net_arch": [width, width]}}
 
 
-def measure(algo: str, env_kwargs: dict[str, Any], width: int, steps: int, warmup: int, seed: int) -> float:
+def measure(
+    algo: str, env_kwargs: dict[str, Any], width: int, steps: int, warmup: int, seed: int, n_envs: int | None = None
+) -> float:
     """Env steps per second of ``algo`` over ``steps`` training steps after ``warmup`` untimed ones."""
     spec = resolve_algorithm(algo)
     params = deep_merge(load_hyperparams(spec.hyperparams_file, ENV, envs.ENV_IDS), width_overrides(algo, width))
+    if n_envs is not None:
+        params["n_envs"] = n_envs
     agent = spec.build(ENV, env_kwargs, params, n_envs=params["n_envs"], seed=seed, device="cpu")
     session = _Session()
     try:
@@ -67,7 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--algos", nargs="+", default=["reinforce", "lstm_ppo", "ppo", "recurrent_ppo"])
     p.add_argument("--steps", type=int, default=60_000, help="timed env steps for our agents and ppo")
     p.add_argument("--recurrent-ppo-steps", type=int, default=3_000, help="timed env steps for recurrent_ppo")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--our-n-envs", type=int, nargs="*", default=[],
+                   help="also measure reinforce / lstm_ppo with these numbers of lockstep episodes")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.threads:
@@ -75,11 +81,14 @@ def main(argv: list[str] | None = None) -> None:
     env_kwargs = {"observation_mode": args.observation_mode}
     print(f"{ENV} {env_kwargs}, width {args.width}, torch threads {torch.get_num_threads()}", flush=True)
     rates: dict[str, float] = {}
-    for algo in args.algos:
+    runs = [(algo, None) for algo in args.algos]
+    runs += [(algo, n) for n in args.our_n_envs for algo in args.algos if algo in ("reinforce", "lstm_ppo")]
+    for algo, n_envs in runs:
         steps = args.recurrent_ppo_steps if algo == "recurrent_ppo" else args.steps
-        rates[algo] = measure(algo, env_kwargs, args.width, steps, warmup=max(steps // 10, 2_000), seed=args.seed)
-        print(f"  {algo:<15} {rates[algo]:>10,.0f} env steps/s", flush=True)
-    print("\n| algorithm | env steps/s | x RecurrentPPO | x PPO |\n|---|---:|---:|---:|")
+        name = algo if n_envs is None else f"{algo}, n_envs={n_envs}"
+        rates[name] = measure(algo, env_kwargs, args.width, steps, max(steps // 10, 2_000), args.seed, n_envs)
+        print(f"  {name:<24} {rates[name]:>10,.0f} env steps/s", flush=True)
+    print("\n| algorithm | env steps/s | x `recurrent_ppo` | x `ppo` |\n|---|---:|---:|---:|")
     for algo, rate in rates.items():
         vs_r = f"{rate / rates['recurrent_ppo']:.0f}x" if "recurrent_ppo" in rates else "-"
         vs_p = f"{rate / rates['ppo']:.1f}x" if "ppo" in rates else "-"

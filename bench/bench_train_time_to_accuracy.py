@@ -79,13 +79,13 @@ def main(argv: list[str] | None = None) -> None:
     for algo in args.algos:
         run, hit = train(algo, args.logdir, args, target)
         last = evals(run)[-1] if evals(run) else {}
-        rows.append((algo, hit, last))
+        rows.append((algo, hit))
         status = "not reached" if hit is None else f"{hit['train_time_s']:.0f} s training"
         print(f"  {algo}: {status} (last eval: {last.get('accuracy', float('nan')):.4f} at step {last.get('step')})",
               flush=True)
-    print(f"\n| algorithm | target accuracy | env steps | training time | wall time (with evaluations) |"
-          f"\n|---|---:|---:|---:|---:|")
-    for algo, hit, last in rows:
+    print("\n| algorithm | target accuracy | env steps | training time | wall time (with evaluations) |"
+          "\n|---|---:|---:|---:|---:|")
+    for algo, hit in rows:
         if hit is None:
             print(f"| `{algo}` | {target:.3f} | not reached in {args.limit_minutes:g} min (best "
                   f"{max(e['accuracy'] for e in evals(args.logdir / f'{ENV}__{algo}__{args.seed}__tta')):.3f}) | | |")

@@ -15,7 +15,7 @@ import gymnasium
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from video_fixtures import make_activitynet, make_hmdb51, make_video_list
+from video_fixtures import make_all_datasets
 
 from envs.store import FeatureStore, IncompleteStoreError, StoreFormatError, StoreWriter
 from feature_extractors import ExtractOptions, datasets, extract, merge
@@ -36,14 +36,7 @@ def options(**changes: object) -> ExtractOptions:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("videos")
-    videos, splits = make_hmdb51(root)
-    anet_videos, annotations = make_activitynet(root)
-    listing, classes = make_video_list(root)
-    return {
-        "root": root, "videos": videos, "splits": splits, "anet_videos": anet_videos,
-        "annotations": annotations, "list": listing, "classes": classes,
-    }  # fmt: skip
+    return make_all_datasets(tmp_path_factory.mktemp("videos"))
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,7 @@ import torch
 from torchvision.models import googlenet
 from video_fixtures import (
     HMDB_CLIPS,
-    make_activitynet,
-    make_hmdb51,
-    make_video_list,
+    make_all_datasets,
     read_frame_number,
     write_video,
 )
@@ -34,14 +32,7 @@ from feature_extractors.extract import Shard
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("sources")
-    videos, splits = make_hmdb51(root)
-    anet_videos, annotations = make_activitynet(root)
-    listing, classes = make_video_list(root)
-    return {
-        "root": root, "videos": videos, "splits": splits, "anet_videos": anet_videos,
-        "annotations": annotations, "list": listing, "classes": classes,
-    }  # fmt: skip
+    return make_all_datasets(tmp_path_factory.mktemp("sources"))
 
 
 # ------------------------------------------------------------------------------------ sampling

@@ -155,3 +155,14 @@ def make_video_list(root: Path) -> tuple[Path, Path]:
     classes = root / "classes.txt"
     classes.write_text("run\njump\n")
     return listing, classes
+
+
+def make_all_datasets(root: Path) -> dict[str, Path]:
+    """All three dataset layouts under ``root``: HMDB-51 folders + splits, ActivityNet, a video list."""
+    videos, splits = make_hmdb51(root)
+    anet_videos, annotations = make_activitynet(root)
+    listing, classes = make_video_list(root)
+    return {
+        "root": root, "videos": videos, "splits": splits, "anet_videos": anet_videos,
+        "annotations": annotations, "list": listing, "classes": classes,
+    }  # fmt: skip

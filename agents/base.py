@@ -153,7 +153,7 @@ class EpisodeAlgorithm(Algorithm):
         torch.manual_seed(seed)  # parameter init and dropout
         self.network = GlimpseNetwork(self.network_config()).to(self.device)
         self.optimizer = torch.optim.Adam(
-            self.network.parameters(), lr=hyperparams.learning_rate, weight_decay=hyperparams.weight_decay
+            self.param_groups(), lr=hyperparams.learning_rate, weight_decay=hyperparams.weight_decay
         )
         self.generator = torch.Generator(device=self.device).manual_seed(seed)  # rollout draws
         self._rollout_policy = NetworkPolicy(self.network, self.location_rule, self.sample_class, self.generator)
@@ -187,6 +187,10 @@ class EpisodeAlgorithm(Algorithm):
             detach_value=self.detach_value,
             **self.hp.network,
         )
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Optimizer parameter groups (one by default)."""
+        return [{"params": list(self.network.parameters())}]
 
     # ------------------------------------------------------------------ training
     @abstractmethod

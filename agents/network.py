@@ -148,6 +148,10 @@ class GlimpseNetwork(nn.Module):
         if self.query is not None:
             nn.init.constant_(self.query.bias, config.saliency_prior)
 
+    def location_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the location head (what REINFORCE's term alone trains)."""
+        return [p for layer in (self.spatial, self.query) if layer is not None for p in layer.parameters()]
+
     # ------------------------------------------------------------------ state
     def initial_state(self, batch: int, device: torch.device | str | None = None) -> NetState:
         cfg = self.config

@@ -25,6 +25,11 @@ Departures from the paper (which leaves these open or states them differently):
   episode length; the last step's location is left out of eq. 6 (no glimpse follows it).
 - Dropout sits only in the class head (see ``agents.network``); ``entropy_coef`` (default 0) and
   ``normalize_advantage`` are optional extras.
+- The location head may learn slower than the rest (``location_lr_scale``; the shipped default is 0.1).
+  While the class head is still at chance the reward is noise; Adam turns that noise into full-size steps
+  that erase the saliency prior of the untrained policy, after which the class head never sees enough of
+  the core to learn (measured on the synthetic benchmark with 5 glimpses: 2 % test accuracy at the full
+  rate, 99.8 % at a tenth).
 - The LSTM has ``num_layers`` x ``hidden_size`` units as configured (paper: 3 x 512; the synthetic
   benchmark's defaults are smaller so that training fits in minutes on a laptop).
 """
@@ -32,6 +37,7 @@ Departures from the paper (which leaves these open or states them differently):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +57,7 @@ class ReinforceHyperparams(EpisodeHyperparams):
     :param entropy_coef: bonus on the location policy's entropy.
     :param reward_scale: the env's return is multiplied by this before it enters eq. 6.
     :param normalize_advantage: standardise ``R - b`` over the batch.
+    :param location_lr_scale: the location head learns at ``learning_rate`` times this.
     """
 
     attention_penalty: float
@@ -59,6 +66,7 @@ class ReinforceHyperparams(EpisodeHyperparams):
     entropy_coef: float
     reward_scale: float
     normalize_advantage: bool
+    location_lr_scale: float = 1.0
 
 
 def location_step_mask(length: int, batch: int) -> torch.Tensor:
@@ -74,6 +82,13 @@ class Reinforce(EpisodeAlgorithm):
     hyperparams_class = ReinforceHyperparams
     detach_value = True
     hp: ReinforceHyperparams
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The location head in a group of its own, at ``learning_rate * location_lr_scale``."""
+        location = self.network.location_parameters()
+        ids = {id(p) for p in location}
+        rest = [p for p in self.network.parameters() if id(p) not in ids]
+        return [{"params": rest}, {"params": location, "lr": self.hp.learning_rate * self.hp.location_lr_scale}]
 
     def update(self, batch: EpisodeBatch) -> dict[str, float]:
         hp = self.hp

@@ -195,3 +195,17 @@ def test_reinforce_update_raises_the_probability_of_rewarded_glimpses() -> None:
 
     assert gain(+1.0) > gain(-1.0) + 1e-3
     agent.close()
+
+
+def test_location_head_learns_at_its_own_rate() -> None:
+    hp = ReinforceHyperparams(
+        n_envs=2, n_timesteps=0, eval_every=0, learning_rate=0.01, weight_decay=0.0, max_grad_norm=0.0,
+        network=dict(NET), attention_penalty=0.0, reinforce_coef=1.0, baseline_coef=1.0, entropy_coef=0.0,
+        reward_scale=1.0, normalize_advantage=False, location_lr_scale=0.1,
+    )
+    agent = Reinforce(ENV, TINY, hp, n_envs=2, seed=0)
+    rest, location = agent.optimizer.param_groups
+    assert rest["lr"] == 0.01 and location["lr"] == pytest.approx(0.001)
+    assert {id(p) for p in location["params"]} == {id(p) for p in agent.network.location_parameters()}
+    assert len(rest["params"]) + len(location["params"]) == len(list(agent.network.parameters()))
+    agent.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from envs.dynamics import EpisodeRules
+from envs.dynamics import OBSERVATION_DTYPES, EpisodeRules
 from envs.sources import (
     ACTIVITYNET_SUBSET_ALIASES,
     DATASETS,
@@ -46,8 +46,8 @@ def build(
     rule_kw = {k: v for k, v in options.items() if k in RULE_KNOBS}
     synthetic_kw = {k: v for k, v in options.items() if k in SYNTHETIC_KNOBS}
     dtype = rule_kw.get("observation_dtype", "float32")
-    if dtype not in ("float32", "float16"):
-        raise ValueError(f"unknown observation_dtype {dtype!r}; choose one of float32, float16")
+    if dtype not in OBSERVATION_DTYPES:
+        raise ValueError(f"unknown observation_dtype {dtype!r}; choose one of {', '.join(OBSERVATION_DTYPES)}")
     source: FeatureSource
     if dataset == "synthetic":
         if data_root is not None or split is not None:

@@ -198,7 +198,7 @@ class EpisodeBatch:
     def check_actions(self, actions: np.ndarray, space: spaces.MultiDiscrete) -> np.ndarray:
         """Actions as int64 (B, 2); raise ``ValueError`` with a fix when they are outside the space."""
         arr = np.asarray(actions)
-        if arr.shape[-1:] != (2,) or not (np.issubdtype(arr.dtype, np.integer) or _integral(arr)):
+        if arr.shape[-1:] != (2,) or not is_integral(arr):
             raise ValueError(
                 f"invalid action {actions!r}: expected integers [cell, class] of shape (2,) per env "
                 f"(action space {space})"
@@ -218,5 +218,8 @@ def require_core(source: FeatureSource) -> None:
         )
 
 
-def _integral(arr: np.ndarray) -> bool:
+def is_integral(arr: np.ndarray) -> bool:
+    """Integers, or finite floats with integral values (what an action may be given as)."""
+    if np.issubdtype(arr.dtype, np.integer):
+        return True
     return np.issubdtype(arr.dtype, np.floating) and bool(np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from envs.datasets import build
-from envs.dynamics import require_core
+from envs.dynamics import is_integral, require_core
 
 
 class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
@@ -197,8 +197,7 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
             self.rules.check_action(cell, prediction, self.action_space)
             return cell, prediction
         arr = np.asarray(action)
-        integral = arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and bool(np.all(arr == np.round(arr))))
-        if arr.shape != (2,) or not integral:
+        if arr.shape != (2,) or not is_integral(arr):
             raise ValueError(
                 f"invalid action {action!r}: expected two integers [cell, class] (action space {self.action_space})"
             )

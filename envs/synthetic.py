@@ -42,24 +42,12 @@ def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: a well-mixed 64-bit hash of a uint64 array (in place after the first add)."""
     with np.errstate(over="ignore"):
         z = np.add(x, _GOLDEN, dtype=np.uint64)
-        if z.ndim == 0:  # numpy scalars have no in-place ops
-            z = (z ^ (z >> np.uint64(30))) * _MIX1
-            z = (z ^ (z >> np.uint64(27))) * _MIX2
-            return z ^ (z >> np.uint64(31))
         z ^= z >> np.uint64(30)
         z *= _MIX1
         z ^= z >> np.uint64(27)
         z *= _MIX2
         z ^= z >> np.uint64(31)
         return z
-
-
-def _hash(key: np.ndarray, *values: np.ndarray) -> np.ndarray:
-    """Hash of ``key`` combined with integer arrays (broadcast)."""
-    h = np.asarray(key, dtype=np.uint64)
-    for v in values:
-        h = _mix(h ^ np.asarray(v, dtype=np.uint64))
-    return h
 
 
 @dataclass(frozen=True)
@@ -141,7 +129,7 @@ class SyntheticSource(FeatureSource):
         self.has_core = True
         self.description = f"synthetic benchmark ({subset})"
         self._table = _class_table(config).astype(self.dtype)
-        self._key = _hash(np.uint64(config.data_seed), np.uint64(SUBSET_IDS[subset]))
+        self._key = _mix(np.array([config.data_seed ^ SUBSET_IDS[subset]], dtype=np.uint64))  # (1,): broadcasts
         self._num_actors = 1 + config.num_distractors
         self._actor_salt = (np.arange(1, self._num_actors + 1, dtype=np.uint64) * _GOLDEN)[None, :]
         self._is_core = (np.arange(self._num_actors) == 0)[None, :]

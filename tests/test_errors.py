@@ -85,7 +85,7 @@ def test_nan_or_inf_in_a_glimpse(tmp_path: Path) -> None:
         env.step(np.array([24, 0]))
 
 
-@pytest.mark.parametrize("action", [[49, 0], [-1, 0], [0, 5], [1.5, 0], [0]])
+@pytest.mark.parametrize("action", [[49, 0], [-1, 0], [0, 5], [1.5, 0], [0], [1.0, float("inf")]])
 def test_action_outside_the_space(action: list) -> None:
     env = gym.make("SyntheticGlimpse-v0", num_classes=5, feature_dim=8, frames=3)
     env.reset(seed=0)

@@ -3,6 +3,7 @@ one run on the same env with the same network width.
 
     python bench/bench_train_throughput.py                       # default SyntheticGlimpse-v0, glimpse mode
     python bench/bench_train_throughput.py --observation-mode cube --width 256
+    python bench/bench_train_throughput.py --device cuda --our-n-envs 1024 4096
 
 Every algorithm trains through its ``agents.registry`` builder with its shipped hyperparameters for the env,
 except the widths: LSTM ``--width`` units (1 layer) for ``reinforce``, ``lstm_ppo`` and ``recurrent_ppo``,
@@ -46,14 +47,21 @@ def width_overrides(algo: str, width: int) -> dict[str, Any]:
 
 
 def measure(
-    algo: str, env_kwargs: dict[str, Any], width: int, steps: int, warmup: int, seed: int, n_envs: int | None = None
+    algo: str,
+    env_kwargs: dict[str, Any],
+    width: int,
+    steps: int,
+    warmup: int,
+    seed: int,
+    n_envs: int | None = None,
+    device: str = "cpu",
 ) -> float:
     """Env steps per second of ``algo`` over ``steps`` training steps after ``warmup`` untimed ones."""
     spec = resolve_algorithm(algo)
     params = deep_merge(load_hyperparams(spec.hyperparams_file, ENV, envs.ENV_IDS), width_overrides(algo, width))
     if n_envs is not None:
         params["n_envs"] = n_envs
-    agent = spec.build(ENV, env_kwargs, params, n_envs=params["n_envs"], seed=seed, device="cpu")
+    agent = spec.build(ENV, env_kwargs, params, n_envs=params["n_envs"], seed=seed, device=device)
     session = _Session()
     try:
         agent.learn(warmup, session)
@@ -71,22 +79,32 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--algos", nargs="+", default=["reinforce", "lstm_ppo", "ppo", "recurrent_ppo"])
     p.add_argument("--steps", type=int, default=60_000, help="timed env steps for our agents and ppo")
     p.add_argument("--recurrent-ppo-steps", type=int, default=3_000, help="timed env steps for recurrent_ppo")
-    p.add_argument("--our-n-envs", type=int, nargs="*", default=[],
-                   help="also measure reinforce / lstm_ppo with these numbers of lockstep episodes")
+    p.add_argument(
+        "--our-n-envs",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also measure reinforce / lstm_ppo with these numbers of lockstep episodes",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    p.add_argument("--device", default="cpu", help="torch device of every algorithm (cpu, cuda)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     env_kwargs = {"observation_mode": args.observation_mode}
-    print(f"{ENV} {env_kwargs}, width {args.width}, torch threads {torch.get_num_threads()}", flush=True)
+    on_gpu = args.device.startswith("cuda")
+    where = torch.cuda.get_device_name() if on_gpu else f"{torch.get_num_threads()} torch threads"
+    print(f"{ENV} {env_kwargs}, width {args.width}, {args.device} ({where})", flush=True)
     rates: dict[str, float] = {}
     runs = [(algo, None) for algo in args.algos]
     runs += [(algo, n) for n in args.our_n_envs for algo in args.algos if algo in ("reinforce", "lstm_ppo")]
     for algo, n_envs in runs:
         steps = args.recurrent_ppo_steps if algo == "recurrent_ppo" else args.steps
         name = algo if n_envs is None else f"{algo}, n_envs={n_envs}"
-        rates[name] = measure(algo, env_kwargs, args.width, steps, max(steps // 10, 2_000), args.seed, n_envs)
+        rates[name] = measure(
+            algo, env_kwargs, args.width, steps, max(steps // 10, 2_000), args.seed, n_envs, args.device
+        )
         print(f"  {name:<24} {rates[name]:>10,.0f} env steps/s", flush=True)
     print("\n| algorithm | env steps/s | x `recurrent_ppo` | x `ppo` |\n|---|---:|---:|---:|")
     for algo, rate in rates.items():

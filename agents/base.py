@@ -188,6 +188,13 @@ class EpisodeAlgorithm(Algorithm):
             **self.hp.network,
         )
 
+    def extra_state(self) -> dict[str, Any]:
+        """Learner state beyond the network and optimizer that a checkpoint must keep (none by default)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`extra_state`."""
+
     def param_groups(self) -> list[dict[str, Any]]:
         """Optimizer parameter groups (one by default)."""
         return [{"params": list(self.network.parameters())}]
@@ -218,13 +225,14 @@ class EpisodeAlgorithm(Algorithm):
         while self.num_timesteps < total_timesteps and not session.stop_requested:
             tic = time.perf_counter()
             batch = self.collect()
-            # Input statistics: from every cell of a few observed frames where the cube is stored (they do
-            # not depend on where the policy looks), else from the glimpses.
+            self.network.train()
+            train_metrics = self.update(batch)
+            # Input statistics are folded in after the update, so the update differentiates exactly the
+            # policy that collected the batch (on-policy). From every cell of a few observed frames where
+            # the cube is stored (they do not depend on where the policy looks), else from the glimpses.
             cube = batch.obs.get("cube")
             stride = max(1, batch.length // 4)
             self.network.update_input_stats(cube[::stride] if cube is not None else batch.obs["glimpse"])
-            self.network.train()
-            train_metrics = self.update(batch)
             self.iteration += 1
             self.num_timesteps += batch.num_steps
             busy += time.perf_counter() - tic
@@ -285,6 +293,7 @@ class EpisodeAlgorithm(Algorithm):
                 "generator": self.generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
                 "episode_stats": list(self.episode_stats),
+                "extra": self.extra_state(),
             },
             tmp,
         )
@@ -298,6 +307,7 @@ class EpisodeAlgorithm(Algorithm):
         torch.set_rng_state(ckpt["torch_rng"])
         self.iteration = int(ckpt["iteration"])
         self.num_timesteps = int(ckpt["num_timesteps"])
+        self.load_extra_state(ckpt.get("extra", {}))
         self.episode_stats = deque((tuple(s) for s in ckpt["episode_stats"]), maxlen=100)
 
     def close(self) -> None:

@@ -12,6 +12,12 @@ step, the LSTM runs over each sequence at once from a zero state: no stored hidd
 per-step loop (unlike sb3-contrib's ``RecurrentPPO``). The joint log-probability of an action is the sum
 of its two parts; the last step's cell choice is left out (no glimpse follows it).
 
+The value head predicts returns standardised by their running mean and standard deviation (value
+normalisation, as in MAPPO): the paper's reward sums +-eta over T steps, so returns sit far from 0 (about
+-14.5 for a policy at chance on 51 classes) with a spread of about 1, and an unnormalised critic would spend
+its first thousands of updates chasing the offset, its loss swamping the policy's gradient in the clipped
+global norm.
+
 Dropout (class head) defaults to 0 here: it would make the probabilities of the update differ from those
 of the rollout.
 """
@@ -19,11 +25,13 @@ of the rollout.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from agents.base import EpisodeAlgorithm, EpisodeHyperparams
 from agents.losses import gae, ppo_policy_loss
+from agents.network import fold_moments
 from agents.reinforce import location_step_mask
 from agents.rollout import EpisodeBatch
 
@@ -61,14 +69,36 @@ class LstmPPO(EpisodeAlgorithm):
     sample_class = True
     hp: LstmPPOHyperparams
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # running moments of the returns: the value head predicts (return - mean) / std
+        self.return_mean = torch.zeros(1, device=self.device)
+        self.return_var = torch.ones(1, device=self.device)
+        self.return_count = torch.zeros((), dtype=torch.float64, device=self.device)
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"return_moments": (self.return_mean, self.return_var, self.return_count)}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        for mine, saved in zip((self.return_mean, self.return_var, self.return_count), state["return_moments"],
+                               strict=True):
+            mine.copy_(saved)
+
+    def _return_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.return_mean, torch.sqrt(self.return_var + 1e-8)
+
     def update(self, batch: EpisodeBatch) -> dict[str, float]:
         hp = self.hp
         assert batch.values is not None and batch.location_log_prob is not None and batch.class_log_prob is not None
         dev = self.device
         steps, n = batch.length, batch.num_episodes
-        rewards, values = batch.rewards.to(dev), batch.values.to(dev)
+        mean, std = self._return_scale()
+        rewards, values = batch.rewards.to(dev), batch.values.to(dev) * std + mean  # values in reward units
         advantages = gae(rewards, values, hp.gamma, hp.gae_lambda)  # (L, B)
         returns = advantages + values
+        fold_moments(self.return_mean, self.return_var, self.return_count, returns.reshape(-1, 1))
+        mean, std = self._return_scale()
+        value_targets = (returns - mean) / std
         loc_mask = location_step_mask(steps, n).to(dev)
         old_logp = batch.location_log_prob.to(dev) * loc_mask + batch.class_log_prob.to(dev)  # (L, B)
         actions = batch.actions.to(dev)
@@ -93,7 +123,7 @@ class LstmPPO(EpisodeAlgorithm):
                 if hp.normalize_advantage and adv.numel() > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 pg = ppo_policy_loss(logp.reshape(-1), old_logp[:, idx].reshape(-1), adv.reshape(-1), hp.clip_range)
-                v_loss = ((out.value - returns[:, idx]) ** 2).mean()
+                v_loss = ((out.value - value_targets[:, idx]) ** 2).mean()
                 ent_loc = -(loc_logp.exp() * loc_logp).sum(-1)
                 ent_cls = -(cls_logp.exp() * cls_logp).sum(-1)
                 entropy = (ent_loc * m + ent_cls).mean()

@@ -108,6 +108,25 @@ class NetOutput(NamedTuple):
     weights: torch.Tensor
 
 
+@torch.no_grad()
+def fold_moments(mean: torch.Tensor, var: torch.Tensor, count: torch.Tensor, x: torch.Tensor) -> None:
+    """Fold samples ``x`` (..., F) into running per-feature moments ``mean``/``var`` (F,) over ``count`` (a
+    0-d float64 tensor) samples so far, in place (Chan et al.'s parallel update)."""
+    x = x.reshape(-1, mean.shape[-1]).to(mean.dtype)
+    n = x.shape[0]
+    if n == 0:
+        return
+    batch_mean = x.mean(0)
+    batch_var = ((x * x).mean(0) - batch_mean * batch_mean).clamp(min=0.0)  # (3x faster than var_mean on CPU)
+    old = float(count)
+    total = old + n
+    delta = batch_mean - mean
+    m2 = var * old + batch_var * n + delta**2 * old * (n / total)
+    mean += delta * (n / total)
+    var.copy_(m2 / total)
+    count.fill_(total)
+
+
 def _cells(cube: torch.Tensor) -> torch.Tensor:
     """(..., K, K, D) -> (..., K*K, D), row-major like the env's cell index."""
     return cube.flatten(-3, -2)
@@ -166,22 +185,9 @@ class GlimpseNetwork(nn.Module):
         )
 
     # ------------------------------------------------------------------ input statistics
-    @torch.no_grad()
     def update_input_stats(self, cells: torch.Tensor) -> None:
-        """Fold feature vectors (..., D) into the running per-channel mean and variance (Chan et al.)."""
-        x = cells.reshape(-1, cells.shape[-1]).to(self.input_mean.dtype)
-        n = x.shape[0]
-        if n == 0:
-            return
-        mean = x.mean(0)
-        var = ((x * x).mean(0) - mean * mean).clamp(min=0.0)  # (3x faster than var_mean on CPU)
-        total = self.input_count + n
-        delta = mean - self.input_mean
-        frac = float(n / total)
-        m2 = self.input_var * float(self.input_count) + var * n + delta**2 * float(self.input_count) * frac
-        self.input_mean += delta * frac
-        self.input_var.copy_(m2 / float(total))
-        self.input_count.copy_(total)
+        """Fold feature vectors (..., D) into the running per-channel mean and variance."""
+        fold_moments(self.input_mean, self.input_var, self.input_count, cells)
 
     def input_scale(self) -> torch.Tensor:
         """1 / per-channel standard deviation, (D,)."""

@@ -10,6 +10,7 @@ import torch
 
 from agents.envutil import make_vector_env
 from agents.evaluation import evaluate_policy
+from agents.lstm_ppo import LstmPPO, LstmPPOHyperparams
 from agents.network import GlimpseNetwork, NetworkConfig
 from agents.policy import NetworkPolicy
 from agents.reinforce import Reinforce, ReinforceHyperparams
@@ -208,4 +209,34 @@ def test_location_head_learns_at_its_own_rate() -> None:
     assert rest["lr"] == 0.01 and location["lr"] == pytest.approx(0.001)
     assert {id(p) for p in location["params"]} == {id(p) for p in agent.network.location_parameters()}
     assert len(rest["params"]) + len(location["params"]) == len(list(agent.network.parameters()))
+    agent.close()
+
+
+def test_lstm_ppo_updates_the_policy_that_collected_the_batch() -> None:
+    """On-policy: when an update starts, the network gives every action of the batch the log-probability it
+    had in the rollout (input statistics change only after the update), and the critic's targets are the
+    returns standardised by their running moments."""
+    hp = LstmPPOHyperparams(
+        n_envs=8, n_timesteps=0, eval_every=0, learning_rate=0.01, weight_decay=0.0, max_grad_norm=0.5,
+        network=dict(NET), n_epochs=1, n_minibatches=1, clip_range=0.2, gamma=1.0, gae_lambda=1.0, ent_coef=0.0,
+        vf_coef=0.5, normalize_advantage=True, target_kl=None,
+    )
+    agent = LstmPPO(ENV, TINY, hp, n_envs=8, seed=0)
+    gaps, returns = [], []
+    update = agent.update
+
+    def checked_update(batch):  # type: ignore[no-untyped-def]
+        with torch.no_grad():
+            out, _ = agent.network(batch.obs)
+        logp = torch.log_softmax(out.class_logits, -1).gather(-1, batch.actions[..., 1:]).squeeze(-1)
+        gaps.append(float((logp - batch.class_log_prob).abs().max()))
+        returns.append(batch.rewards.flip(0).cumsum(0).flip(0))
+        return update(batch)
+
+    agent.update = checked_update  # type: ignore[method-assign]
+    agent.learn(3 * 8 * 5, _Session())
+    assert len(gaps) == 3 and max(gaps) < 1e-5
+    seen = torch.cat([r.reshape(-1) for r in returns]).double()
+    assert float(agent.return_mean) == pytest.approx(float(seen.mean()), abs=1e-5)
+    assert float(agent.return_var) == pytest.approx(float(seen.var(unbiased=False)), abs=1e-4)
     agent.close()

@@ -9,7 +9,10 @@ Every algorithm trains through its ``agents.registry`` builder with its shipped 
 except the widths: LSTM ``--width`` units (1 layer) for ``reinforce``, ``lstm_ppo`` and ``recurrent_ppo``,
 ``[width, width]`` MLP for ``ppo``, and a ``width``-wide glimpse encoding for all. The clock covers
 training only (rollouts and updates, not construction nor evaluation): the first stretch is a warm-up
-that is not timed. This is a benchmark, not a test: it prints a table.
+that is not timed. One more iteration then runs under ``torch.utils.flop_counter`` (matrix products plus
+elementwise products and sums, forward and backward): its FLOPs per env step against the best matrix-product
+rate measured on the same device and threads give each algorithm's compute ceiling in env steps/s. This is
+a benchmark, not a test: it prints tables.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch
 
 import envs
 from agents.hyperparams import deep_merge, load_hyperparams
+from agents.metrics import counting_flops
 from agents.registry import resolve_algorithm
 
 ENV = "SyntheticGlimpse-v0"
@@ -55,8 +59,9 @@ def measure(
     seed: int,
     n_envs: int | None = None,
     device: str = "cpu",
-) -> float:
-    """Env steps per second of ``algo`` over ``steps`` training steps after ``warmup`` untimed ones."""
+) -> tuple[float, float]:
+    """Env steps per second of ``algo`` over ``steps`` training steps after ``warmup`` untimed ones, and the
+    FLOPs per env step of one more training iteration (counted, not timed)."""
     spec = resolve_algorithm(algo)
     params = deep_merge(load_hyperparams(spec.hyperparams_file, ENV, envs.ENV_IDS), width_overrides(algo, width))
     if n_envs is not None:
@@ -67,9 +72,30 @@ def measure(
         agent.learn(warmup, session)
         start_steps, tic = agent.num_timesteps, time.perf_counter()
         agent.learn(start_steps + steps, session)
-        return (agent.num_timesteps - start_steps) / (time.perf_counter() - tic)
+        rate = (agent.num_timesteps - start_steps) / (time.perf_counter() - tic)
+        start_steps = agent.num_timesteps
+        with counting_flops() as counter:
+            agent.learn(start_steps + 1, session)  # one iteration
+        return rate, counter.get_total_flops() / (agent.num_timesteps - start_steps)
     finally:
         agent.close()
+
+
+def matmul_rate(width: int, device: str, seconds: float = 1.0) -> float:
+    """The best FLOP/s of float32 matrix products shaped like the agents' (a batch of glimpses through the
+    1024-wide input projection, a batch of LSTM steps): a ceiling for any training loop of this width."""
+    best = 0.0
+    for m, k, n in ((3840, 1024, width), (3840, 2 * width, 4 * width), (128, 2 * width, 4 * width)):
+        a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
+        torch.mm(a, b)
+        reps, tic = 0, time.perf_counter()
+        while time.perf_counter() - tic < seconds / 3:
+            torch.mm(a, b)
+            reps += 1
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best = max(best, 2 * m * k * n * reps / (time.perf_counter() - tic))
+    return best
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -97,21 +123,35 @@ def main(argv: list[str] | None = None) -> None:
     where = torch.cuda.get_device_name() if on_gpu else f"{torch.get_num_threads()} torch threads"
     print(f"{ENV} {env_kwargs}, width {args.width}, {args.device} ({where})", flush=True)
     rates: dict[str, float] = {}
+    flops: dict[str, float] = {}
     runs = [(algo, None) for algo in args.algos]
     runs += [(algo, n) for n in args.our_n_envs for algo in args.algos if algo in ("reinforce", "lstm_ppo")]
     for algo, n_envs in runs:
         steps = args.recurrent_ppo_steps if algo == "recurrent_ppo" else args.steps
         name = algo if n_envs is None else f"{algo}, n_envs={n_envs}"
-        rates[name] = measure(
+        rates[name], flops[name] = measure(
             algo, env_kwargs, args.width, steps, max(steps // 10, 2_000), args.seed, n_envs, args.device
         )
-        print(f"  {name:<24} {rates[name]:>10,.0f} env steps/s", flush=True)
-    print("\n| algorithm | env steps/s | x `recurrent_ppo` | x `ppo` |\n|---|---:|---:|---:|")
+        print(f"  {name:<24} {rates[name]:>10,.0f} env steps/s, {flops[name] / 1e6:.2f} MFLOP per step", flush=True)
+    print("\n| algorithm | env steps/s | x `recurrent_ppo` | x `ppo` | MFLOP per env step |\n|---|---:|---:|---:|---:|")
     for algo, rate in rates.items():
         vs_r = f"{rate / rates['recurrent_ppo']:.0f}x" if "recurrent_ppo" in rates else "-"
         vs_p = f"{rate / rates['ppo']:.1f}x" if "ppo" in rates else "-"
-        print(f"| `{algo}` | {rate:,.0f} | {vs_r} | {vs_p} |")
+        print(f"| `{algo}` | {rate:,.0f} | {vs_r} | {vs_p} | {flops[algo] / 1e6:.2f} |")
 
+    # The compute ceiling: FLOPs per step against the best matrix-product rate of this device and thread count.
+    peak = matmul_rate(args.width, args.device)
+    print(f"\nbest float32 matrix-product rate here: {peak / 1e9:.1f} GFLOP/s")
+    print("| algorithm | ceiling env steps/s (peak / FLOPs per step) | measured, % of ceiling |\n|---|---:|---:|")
+    for algo, rate in rates.items():
+        print(f"| `{algo}` | {peak / flops[algo]:,.0f} | {100 * rate * flops[algo] / peak:.0f} % |")
+    if "recurrent_ppo" in rates:
+        needed = 100 * rates["recurrent_ppo"]
+        print(f"100x `recurrent_ppo` = {needed:,.0f} env steps/s", end="")
+        for algo in ("reinforce", "lstm_ppo"):
+            if algo in flops:
+                print(f"; `{algo}` would need {needed * flops[algo] / 1e9:.0f} GFLOP/s", end="")
+        print()
 
 if __name__ == "__main__":
     main()

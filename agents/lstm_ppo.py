@@ -7,7 +7,7 @@ learned from the env's reward alone, like Stable-Baselines3's algorithms (no cro
 Each iteration collects ``n_envs`` whole episodes in lockstep (one (L, n_envs) block), computes
 generalised advantages with ``gamma``/``gae_lambda`` (defaults 1.0/1.0: the Monte-Carlo return minus the
 value, which fits a reward paid at the last step), then runs ``n_epochs`` passes of clipped-surrogate
-PPO over minibatches of whole episodes. Because every minibatch holds whole episodes from their first
+PPO over ``n_minibatches`` minibatches of whole episodes. Because every minibatch holds whole episodes from their first
 step, the LSTM runs over each sequence at once from a zero state: no stored hidden states, no
 per-step loop (unlike sb3-contrib's ``RecurrentPPO``). The joint log-probability of an action is the sum
 of its two parts; the last step's cell choice is left out (no glimpse follows it).
@@ -103,17 +103,22 @@ class LstmPPO(EpisodeAlgorithm):
         old_logp = batch.location_log_prob.to(dev) * loc_mask + batch.class_log_prob.to(dev)  # (L, B)
         actions = batch.actions.to(dev)
         obs = {k: v.to(dev) for k, v in batch.obs.items()}
-
         mb_size = max(1, n // max(1, hp.n_minibatches))
         logs: dict[str, list[float]] = {
             k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
         }
         stop = False
+        # The episodes of a batch are independent draws, so a minibatch is a fixed run of episodes, copied
+        # out once (contiguous, as the cube-scoring product wants it) rather than gathered again every
+        # epoch. Each epoch visits the minibatches in a new random order.
+        minibatches = [slice(start, min(start + mb_size, n)) for start in range(0, n, mb_size)]
+        minibatch_obs = [{k: v[:, idx].contiguous() for k, v in obs.items()} for idx in minibatches]
+        del obs
         for _ in range(hp.n_epochs):
-            order = torch.randperm(n, generator=self.generator, device=dev)
-            for start in range(0, n, mb_size):
-                idx = order[start : start + mb_size]
-                out, _ = self.network({k: v[:, idx] for k, v in obs.items()})  # whole episodes (L, b, ...)
+            order = torch.randperm(len(minibatches), generator=self.generator, device=dev)
+            for j in order.tolist():
+                idx = minibatches[j]
+                out, _ = self.network(minibatch_obs[j])  # whole episodes (L, b, ...)
                 loc_logp = torch.log_softmax(out.location_logits, -1)  # (L, b, K*K)
                 cls_logp = torch.log_softmax(out.class_logits, -1)  # (L, b, C)
                 a = actions[:, idx]

@@ -688,6 +688,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"{flag} must be >= {least}, got {value}")
     if args.export_activitynet and (args.compare or args.split or len(args.runs) > 1):
         parser.error("--export-activitynet writes the predictions of a single run; pass one run folder")
+    from agents.devices import DeviceError, check_device
+
+    try:
+        check_device(args.device)
+    except DeviceError as exc:
+        parser.error(str(exc))
     opts = Options(subset=args.subset, episodes=args.episodes, seed=args.seed, device=args.device,
                    n_envs=args.n_envs, video=not args.no_video, maps=args.maps, data_root=args.data_root,
                    checkpoint=args.checkpoint,

@@ -115,6 +115,7 @@ def _config(args: argparse.Namespace, argv: list[str], **fields: Any) -> dict[st
 
 def start(args: argparse.Namespace, argv: list[str]) -> tuple[Any, Any, dict[str, Any]]:
     """A fresh run: validate everything, build the algorithm, then create the run folder."""
+    from agents.devices import check_device
     from agents.envutil import register_envs
     from agents.hyperparams import load_hyperparams
     from agents.registry import resolve_algorithm
@@ -126,7 +127,7 @@ def start(args: argparse.Namespace, argv: list[str]) -> tuple[Any, Any, dict[str
     env_id = args.env or DEFAULT_ENV
     algo_name = args.algo or "reinforce"
     seed = 0 if args.seed is None else args.seed
-    device = args.device or "cpu"
+    device = check_device(args.device or "cpu")
     env_kwargs = parse_env_kwargs(args.env_kwargs)
     spec = resolve_algorithm(algo_name)
     params = load_hyperparams(spec.hyperparams_file, env_id, envs.ENV_IDS, args.hyperparams)
@@ -163,6 +164,7 @@ def start(args: argparse.Namespace, argv: list[str]) -> tuple[Any, Any, dict[str
 
 def resume(args: argparse.Namespace, argv: list[str]) -> tuple[Any, Any, dict[str, Any]]:
     """Continue a run folder from its latest checkpoint, with its own recorded settings."""
+    from agents.devices import check_device
     from agents.registry import resolve_algorithm
     from agents.runs import RunFolder, RunFolderError, write_json
 
@@ -185,7 +187,7 @@ def resume(args: argparse.Namespace, argv: list[str]) -> tuple[Any, Any, dict[st
     if checkpoint is None:
         raise RunFolderError(f"{run.path} has no checkpoint to resume from")
     spec = resolve_algorithm(config["algo"])
-    device = args.device or config.get("device", "cpu")
+    device = check_device(args.device or config.get("device", "cpu"))
     algo = spec.build(config["env_id"], config["env_kwargs"], dict(config["hyperparams"]),
                       n_envs=config["n_envs"], seed=config["seed"], device=device)
     try:
@@ -226,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train_agent.py: error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:
+        from agents.devices import DeviceError
         from agents.envutil import EnvBuildError, IncompatibleEnvError
         from agents.hyperparams import HyperparamError
         from agents.registry import UnknownAlgorithmError
@@ -233,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         from agents.sb3 import UnsupportedActionSpaceError
 
         known = (EnvBuildError, IncompatibleEnvError, HyperparamError, UnknownAlgorithmError, RunFolderError,
-                 UnsupportedActionSpaceError)
+                 UnsupportedActionSpaceError, DeviceError)
         if not isinstance(exc, known):
             raise
         print(f"train_agent.py: error: {exc}", file=sys.stderr)

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 import envs
+from agents.devices import DeviceError, check_device
 from agents.hyperparams import deep_merge, load_hyperparams
 from agents.metrics import counting_flops
 from agents.registry import resolve_algorithm
@@ -116,6 +117,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu", help="torch device of every algorithm (cpu, cuda)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    try:
+        check_device(args.device)
+    except DeviceError as exc:
+        p.error(str(exc))
     if args.threads:
         torch.set_num_threads(args.threads)
     env_kwargs = {"observation_mode": args.observation_mode}

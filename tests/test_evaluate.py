@@ -332,7 +332,9 @@ def test_error_bad_arguments(runs, capsys) -> None:
     run = str(runs["reinforce"])
     for argv, message in ((["--episodes", "0"], "--episodes must be >= 1"), (["--n-envs", "0"], "--n-envs must be"),
                           (["--compare", "--export-activitynet", "x.json"], "--export-activitynet writes the "
-                                                                              "predictions of a single run")):
+                                                                              "predictions of a single run"),
+                          (["--device", "gpu"], "--device 'gpu' is not a torch device"),
+                          (["--device", "cuda:99"], "CUDA GPU")):
         with pytest.raises(SystemExit) as exit_info:
             E.main([run, *argv])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -134,6 +134,8 @@ def run_cli(args: list[str], logdir: Path, capsys: pytest.CaptureFixture[str]) -
         (["--env", "Nope-v0"], "unknown env 'Nope-v0'"),
         (["--algo", "soft_attention", "--env-kwargs", "observation_mode=glimpse"], "observation_mode='cube'"),
         (["--n-envs", "0"], "--n-envs must be positive"),
+        (["--device", "gpu"], "--device 'gpu' is not a torch device; use cpu, cuda or cuda:N"),
+        (["--device", "cuda:99"], "CUDA GPU"),  # none here, or fewer than 100
     ],
 )
 def test_clear_errors_and_nothing_written(

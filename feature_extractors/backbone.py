@@ -16,6 +16,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import googlenet
 
+from agents.devices import DeviceError, check_device
+
 from .errors import ExtractionError
 
 IMAGENET_FILE = "googlenet-1378be20.pth"
@@ -160,10 +162,12 @@ def resolve_device(device: str = "auto") -> torch.device:
     """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ExtractionError("--device cuda: PyTorch sees no CUDA GPU here. Use --device cpu (or auto).")
     if device != "cpu" and not device.startswith("cuda"):
         raise ExtractionError(f"--device {device!r}: choose auto, cpu or cuda.")
+    try:
+        check_device(device)  # the same availability check as training and evaluation
+    except DeviceError as exc:
+        raise ExtractionError(f"{exc} (or auto)") from None
     return torch.device(device)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from train_fixtures import OVERRIDES, TINY
 from video_fixtures import make_video_list
 
 from feature_extractors import ExtractOptions, datasets, extract
@@ -20,23 +21,14 @@ DEVICE = "cuda"
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["num_classes=3", "feature_dim=16", "frames=5", "train_clips_per_class=3", "test_clips_per_class=2"]
-SMALL_NET = {"network": {"embed_dim": 16, "hidden_size": 16, "num_layers": 1, "class_hidden": 16}}
-SB3_SMALL = {"n_steps": 40, "batch_size": 40, "n_epochs": 1,
-             "policy_kwargs": {"features_extractor_kwargs": {"glimpse_dim": 16, "cell_dim": 4}}}
-HYPERPARAMS = {
-    "reinforce": SMALL_NET,
-    "lstm_ppo": SMALL_NET,
-    "soft_attention": SMALL_NET,
-    "ppo": SB3_SMALL,
-    "recurrent_ppo": {**SB3_SMALL, "policy_kwargs": {**SB3_SMALL["policy_kwargs"], "lstm_hidden_size": 16}},
-}
+#: our agents and the SB3 ones, in both kinds of policy
+GPU_ALGOS = ["reinforce", "lstm_ppo", "soft_attention", "ppo", "recurrent_ppo"]
 
 
-@pytest.mark.parametrize("algo", list(HYPERPARAMS))
+@pytest.mark.parametrize("algo", GPU_ALGOS)
 def test_trains_on_cuda_and_evaluates_on_cpu(algo: str, tmp_path: Path) -> None:
     hp = tmp_path / "hp.json"  # JSON is YAML
-    hp.write_text(json.dumps(HYPERPARAMS[algo]))
+    hp.write_text(json.dumps(OVERRIDES[algo]))
     logdir = tmp_path / "runs"
     train = [sys.executable, str(ROOT / "train_agent.py"), "--algo", algo, "--env-kwargs", *TINY, "--n-envs", "2",
              "--total-timesteps", "200", "--eval-every", "100", "--hyperparams", str(hp), "--logdir", str(logdir),

@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from train_fixtures import OVERRIDES, SMALL_NET, TINY
 
 import train_agent
 from agents import load_policy, make_env_from_run
@@ -24,18 +25,6 @@ from agents.registry import ALGORITHMS
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["num_classes=3", "feature_dim=16", "frames=5", "train_clips_per_class=3", "test_clips_per_class=2"]
-#: tiny networks / rollouts so that every algorithm runs a few hundred steps in seconds
-SMALL_NET = {"network": {"embed_dim": 16, "hidden_size": 16, "num_layers": 1, "class_hidden": 16}}
-SB3_SMALL = {"n_steps": 40, "batch_size": 40, "n_epochs": 1,
-             "policy_kwargs": {"features_extractor_kwargs": {"glimpse_dim": 16, "cell_dim": 4}}}
-OVERRIDES = {
-    **{name: SMALL_NET for name, spec in ALGORITHMS.items() if not spec.is_sb3},
-    "ppo": SB3_SMALL,
-    "recurrent_ppo": {**SB3_SMALL, "policy_kwargs": {**SB3_SMALL["policy_kwargs"], "lstm_hidden_size": 16}},
-    "a2c": {"n_steps": 10, "policy_kwargs": SB3_SMALL["policy_kwargs"]},
-    "sb3_contrib:TRPO": {"n_steps": 40, "batch_size": 40, "policy_kwargs": SB3_SMALL["policy_kwargs"]},
-}
 SHARED_TAGS = {"rollout/ep_rew_mean", "rollout/success_rate", "eval/accuracy", "eval/focus_accuracy",
                "eval/mean_reward", "time/fps"}
 

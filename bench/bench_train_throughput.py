@@ -52,13 +52,7 @@ def width_overrides(algo: str, width: int) -> dict[str, Any]:
 
 
 def measure(
-    algo: str,
-    env_kwargs: dict[str, Any],
-    width: int,
-    steps: int,
-    warmup: int,
-    seed: int,
-    n_envs: int | None = None,
+    algo: str, env_kwargs: dict[str, Any], width: int, steps: int, warmup: int, seed: int, n_envs: int | None = None,
     device: str = "cpu",
 ) -> tuple[float, float]:
     """Env steps per second of ``algo`` over ``steps`` training steps after ``warmup`` untimed ones, and the
@@ -85,16 +79,20 @@ def measure(
 def matmul_rate(width: int, device: str, seconds: float = 1.0) -> float:
     """The best FLOP/s of float32 matrix products shaped like the agents' (a batch of glimpses through the
     1024-wide input projection, a batch of LSTM steps): a ceiling for any training loop of this width."""
+    def finish() -> None:  # GPU products are asynchronous: wait for them before reading the clock
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
     best = 0.0
     for m, k, n in ((3840, 1024, width), (3840, 2 * width, 4 * width), (128, 2 * width, 4 * width)):
         a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
-        torch.mm(a, b)
+        torch.mm(a, b)  # warm-up
+        finish()
         reps, tic = 0, time.perf_counter()
         while time.perf_counter() - tic < seconds / 3:
             torch.mm(a, b)
             reps += 1
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
+        finish()
         best = max(best, 2 * m * k * n * reps / (time.perf_counter() - tic))
     return best
 
@@ -106,13 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--algos", nargs="+", default=["reinforce", "lstm_ppo", "ppo", "recurrent_ppo"])
     p.add_argument("--steps", type=int, default=60_000, help="timed env steps for our agents and ppo")
     p.add_argument("--recurrent-ppo-steps", type=int, default=3_000, help="timed env steps for recurrent_ppo")
-    p.add_argument(
-        "--our-n-envs",
-        type=int,
-        nargs="*",
-        default=[],
-        help="also measure reinforce / lstm_ppo with these numbers of lockstep episodes",
-    )
+    p.add_argument("--our-n-envs", type=int, nargs="*", default=[],
+                   help="also measure reinforce / lstm_ppo with these numbers of lockstep episodes")
     p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     p.add_argument("--device", default="cpu", help="torch device of every algorithm (cpu, cuda)")
     p.add_argument("--seed", type=int, default=0)
@@ -134,9 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     for algo, n_envs in runs:
         steps = args.recurrent_ppo_steps if algo == "recurrent_ppo" else args.steps
         name = algo if n_envs is None else f"{algo}, n_envs={n_envs}"
-        rates[name], flops[name] = measure(
-            algo, env_kwargs, args.width, steps, max(steps // 10, 2_000), args.seed, n_envs, args.device
-        )
+        rates[name], flops[name] = measure(algo, env_kwargs, args.width, steps, max(steps // 10, 2_000), args.seed,
+                                           n_envs, args.device)
         print(f"  {name:<24} {rates[name]:>10,.0f} env steps/s, {flops[name] / 1e6:.2f} MFLOP per step", flush=True)
     print("\n| algorithm | env steps/s | x `recurrent_ppo` | x `ppo` | MFLOP per env step |\n|---|---:|---:|---:|---:|")
     for algo, rate in rates.items():

@@ -18,7 +18,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,15 +222,25 @@ def default_workers() -> int:
     return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
-def extract(clips: ClipList, out: str | Path, options: ExtractOptions | None = None) -> Summary:
-    """Extract ``clips`` into the store at ``out`` (creating it, or resuming it if it has the same settings).
+@dataclass
+class Plan:
+    """An opened store and what is left to do: shared by the local pipeline and the Ray one."""
 
-    With ``workers > 0`` the decoding processes start from a fork server (see ``_worker_context``), so a
-    script calling this must guard its entry point with ``if __name__ == "__main__":``.
-    Raises ``ExtractionError`` for bad options, ``envs.store.StoreFormatError`` for a store made with
-    other settings, and ``KeyboardInterrupt`` (after saving every finished clip) when interrupted.
+    out: Path
+    writer: StoreWriter
+    sampling: Sampling
+    backbone: Backbone
+    batch_size: int
+    pending: list[int]
+    jobs: list[tuple[int, str]]  # (row, source video) still to decode
+    done_before: int
+
+
+def plan_extraction(clips: ClipList, out: str | Path, options: ExtractOptions) -> Plan:
+    """Check the options, build the network, open (or resume) the store and list the clips left to do.
+
+    Clips whose video is missing on disk are marked failed here, before anything is decoded.
     """
-    options = options or ExtractOptions()
     out = Path(out)
     try:
         sampling = Sampling(frames=options.frames, fps=options.fps, size=INPUT_SIZE)
@@ -255,18 +265,157 @@ def extract(clips: ClipList, out: str | Path, options: ExtractOptions | None = N
     )
     done_before = len(writer.done)
     pending = writer.pending_rows()
-    cuda = backbone.device.type == "cuda"
-    batch_size = options.batch_size or (128 if cuda else 32)
-    workers = default_workers() if options.workers is None else options.workers
-
+    batch_size = options.batch_size or (128 if backbone.device.type == "cuda" else 32)
     for row in pending:  # missing on disk: nothing to decode
         record = writer.records[row]
         if record.source is None:
             writer.mark_failed(row, clips.missing.get(record.video_id, "video missing on disk"))
     jobs = [(row, writer.records[row].source) for row in pending if row not in writer.failed]
     assert all(src is not None for _, src in jobs)
+    return Plan(out, writer, sampling, backbone, batch_size, pending, jobs, done_before)  # type: ignore[arg-type]
+
+
+#: (row, frame) of each filled batch position
+Slots = list[tuple[int, int]]
+
+
+class ClipAssembler:
+    """Packs decoded clips' frames into fixed-size batches and writes each clip once all its frames have
+    features: the one per-clip write path of every pipeline (local or Ray).
+
+    ``add(item)`` takes a decoded clip (``_ClipFrames`` item: ``row`` and ``frames`` / ``timestamps`` /
+    ``valid_frames``, or ``row`` and ``error``) and yields the slots of every batch it fills: the batch is
+    ``self.batch`` until the caller resumes the generator, so run (or copy) it before that. ``flush()`` yields
+    the last, zero-padded batch. ``deliver(slots, features)`` hands the features of a batch back, in any
+    order; finished clips (and failures) go to the store through a writer thread.
+    """
+
+    def __init__(self, plan: Plan, bar: tqdm, pin_memory: bool = False) -> None:
+        self.plan = plan
+        size = plan.sampling.size
+        self.batch = torch.zeros((plan.batch_size, size, size, 3), dtype=torch.uint8, pin_memory=pin_memory)
+        self._slots: Slots = []
+        self._open: dict[int, dict[str, Any]] = {}
+        self.done = 0
+        self.frames = 0
+        self.bar = bar
+        self.writer_thread = _WriterThread()
+        self.start = time.perf_counter()
+
+    def add(self, item: dict[str, Any]) -> Iterator[Slots]:
+        row, frames_per_clip = int(item["row"]), self.plan.sampling.frames
+        if "error" in item:
+            reason, writer = item["error"], self.plan.writer
+            self.writer_thread.submit(lambda: writer.mark_failed(row, reason))
+            self.bar.update(1)
+            return
+        frames = item["frames"]
+        self._open[row] = {
+            "features": np.empty((frames_per_clip, GRID, GRID, FEATURE_DIM), dtype=np.float16),
+            "remaining": frames_per_clip,
+            "valid_frames": int(item["valid_frames"]),
+            "timestamps": [float(t) for t in item["timestamps"]],
+        }
+        for frame in range(frames_per_clip):
+            self.batch[len(self._slots)] = frames[frame]
+            self._slots.append((row, frame))
+            if len(self._slots) == self.plan.batch_size:
+                slots, self._slots = self._slots, []
+                yield slots
+
+    def flush(self) -> Iterator[Slots]:
+        if self._slots:
+            self.batch[len(self._slots) :].zero_()  # fixed batch shape; see the module docstring
+            slots, self._slots = self._slots, []
+            yield slots
+
+    def deliver(self, slots: Slots, features: np.ndarray) -> None:
+        """``features``: float16 ``(batch_size, 7, 7, 1024)`` of the batch whose positions are ``slots``."""
+        for position, (row, frame) in enumerate(slots):
+            clip = self._open[row]
+            clip["features"][frame] = features[position]
+            clip["remaining"] -= 1
+            if clip["remaining"] == 0:
+                self.writer_thread.submit(self._write(row, self._open.pop(row)))
+                self.done += 1
+                self.frames += self.plan.sampling.frames
+                self.bar.update(1)
+        elapsed = time.perf_counter() - self.start
+        self.bar.set_postfix_str(f"{self.frames / elapsed:.1f} frames/s", refresh=False)
+
+    def _write(self, row: int, clip: dict[str, Any]) -> Callable[[], None]:
+        writer = self.plan.writer
+
+        def job() -> None:
+            writer.write_clip(row, clip["features"], valid_frames=clip["valid_frames"], timestamps=clip["timestamps"])
+
+        return job
+
+
+def run_pipeline(plan: Plan, feed: Callable[[ClipAssembler], None], progress: bool, pin_memory: bool = False) -> Summary:
+    """Run ``feed`` (which decodes the plan's jobs, adds them to the assembler and runs its batches), then
+    finish the writes, finalize the store and summarise. On Ctrl-C every finished clip is written first."""
+    bar = tqdm(
+        total=len(plan.pending),
+        initial=len(plan.pending) - len(plan.jobs),
+        unit="clip",
+        desc=f"extract -> {plan.out.name}",
+        disable=not progress,
+        mininterval=1.0,
+        dynamic_ncols=True,
+    )
+    assembler = ClipAssembler(plan, bar, pin_memory)
+    interrupted = False
+    try:
+        feed(assembler)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        try:
+            assembler.writer_thread.close()  # the clips already finished are written even on Ctrl-C
+        except KeyboardInterrupt:
+            interrupted = True
+    seconds = time.perf_counter() - assembler.start
+    writer = plan.writer
+    if interrupted:
+        print(
+            f"\nInterrupted: {len(writer.done)} of {len(writer.records)} clips are safely in '{plan.out}'. "
+            "Run the same command again to resume; finished clips are kept.",
+            file=sys.stderr,
+        )
+        raise KeyboardInterrupt
+    writer.finalize()
+    return Summary(
+        store=plan.out,
+        clips_total=len(writer.records),
+        clips_done_before=plan.done_before,
+        clips_done=assembler.done,
+        clips_failed=len(writer.failed),
+        frames=assembler.frames,
+        seconds=seconds,
+        complete=True,
+        weights=plan.backbone.identity,
+        device=str(plan.backbone.device),
+        failures=sorted(writer.failed.values(), key=lambda f: f["row"]),
+    )
+
+
+def extract(clips: ClipList, out: str | Path, options: ExtractOptions | None = None) -> Summary:
+    """Extract ``clips`` into the store at ``out`` (creating it, or resuming it if it has the same settings).
+
+    With ``workers > 0`` the decoding processes start from a fork server (see ``_worker_context``), so a
+    script calling this must guard its entry point with ``if __name__ == "__main__":``.
+    Raises ``ExtractionError`` for bad options, ``envs.store.StoreFormatError`` for a store made with
+    other settings, and ``KeyboardInterrupt`` (after saving every finished clip) when interrupted.
+    ``feature_extractors.distributed.extract_on_ray`` is the same on a Ray cluster.
+    """
+    options = options or ExtractOptions()
+    plan = plan_extraction(clips, out, options)
+    cuda = plan.backbone.device.type == "cuda"
+    workers = default_workers() if options.workers is None else options.workers
     loader = DataLoader(
-        _ClipFrames(jobs, sampling),  # type: ignore[arg-type]
+        _ClipFrames(plan.jobs, plan.sampling),  # type: ignore[arg-type]
         batch_size=None,
         num_workers=workers,
         prefetch_factor=4 if workers else None,
@@ -275,99 +424,17 @@ def extract(clips: ClipList, out: str | Path, options: ExtractOptions | None = N
         multiprocessing_context=_worker_context() if workers else None,
     )
 
-    size = sampling.size
-    batch = torch.zeros((batch_size, size, size, 3), dtype=torch.uint8, pin_memory=cuda)
-    slots: list[tuple[int, int]] = []  # (row, frame) of each filled batch position
-    open_clips: dict[int, dict[str, Any]] = {}
-    stats = {"done": 0, "frames": 0}
-    bar = tqdm(
-        total=len(pending),
-        initial=len(pending) - len(jobs),
-        unit="clip",
-        desc=f"extract -> {out.name}",
-        disable=not options.progress,
-        mininterval=1.0,
-        dynamic_ncols=True,
-    )
-    writer_thread = _WriterThread()
-    start = time.perf_counter()
+    def feed(assembler: ClipAssembler) -> None:
+        def run(slots: Slots) -> None:
+            assembler.deliver(slots, plan.backbone(assembler.batch).numpy())  # (B, 7, 7, 1024) float16
 
-    def write(row: int, clip: dict[str, Any]) -> Callable[[], None]:
-        def job() -> None:
-            writer.write_clip(row, clip["features"], valid_frames=clip["valid_frames"], timestamps=clip["timestamps"])
-
-        return job
-
-    def run_batch() -> None:
-        if len(slots) < batch_size:
-            batch[len(slots) :].zero_()  # fixed batch shape; see the module docstring
-        features = backbone(batch).numpy()  # (B, 7, 7, 1024) float16
-        for position, (row, frame) in enumerate(slots):
-            clip = open_clips[row]
-            clip["features"][frame] = features[position]
-            clip["remaining"] -= 1
-            if clip["remaining"] == 0:
-                writer_thread.submit(write(row, open_clips.pop(row)))
-                stats["done"] += 1
-                stats["frames"] += sampling.frames
-                bar.update(1)
-        slots.clear()
-        elapsed = time.perf_counter() - start
-        bar.set_postfix_str(f"{stats['frames'] / elapsed:.1f} frames/s", refresh=False)
-
-    interrupted = False
-    try:
         for item in loader:
-            row = int(item["row"])
-            if "error" in item:
-                reason = item["error"]
-                writer_thread.submit(lambda row=row, reason=reason: writer.mark_failed(row, reason))
-                bar.update(1)
-                continue
-            frames = item["frames"]
-            open_clips[row] = {
-                "features": np.empty((sampling.frames, GRID, GRID, FEATURE_DIM), dtype=np.float16),
-                "remaining": sampling.frames,
-                "valid_frames": int(item["valid_frames"]),
-                "timestamps": [float(t) for t in item["timestamps"]],
-            }
-            for frame in range(sampling.frames):
-                batch[len(slots)] = frames[frame]
-                slots.append((row, frame))
-                if len(slots) == batch_size:
-                    run_batch()
-        if slots:
-            run_batch()
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        bar.close()
-        try:
-            writer_thread.close()  # the clips already finished are written even on Ctrl-C
-        except KeyboardInterrupt:
-            interrupted = True
-    seconds = time.perf_counter() - start
-    if interrupted:
-        print(
-            f"\nInterrupted: {len(writer.done)} of {len(writer.records)} clips are safely in '{out}'. "
-            "Run the same command again to resume; finished clips are kept.",
-            file=sys.stderr,
-        )
-        raise KeyboardInterrupt
-    writer.finalize()
-    return Summary(
-        store=out,
-        clips_total=len(writer.records),
-        clips_done_before=done_before,
-        clips_done=stats["done"],
-        clips_failed=len(writer.failed),
-        frames=stats["frames"],
-        seconds=seconds,
-        complete=True,
-        weights=backbone.identity,
-        device=str(backbone.device),
-        failures=sorted(writer.failed.values(), key=lambda f: f["row"]),
-    )
+            for slots in assembler.add(item):
+                run(slots)
+        for slots in assembler.flush():
+            run(slots)
+
+    return run_pipeline(plan, feed, options.progress, pin_memory=cuda)
 
 
 def bare_forward_rate(backbone: Backbone, batch_size: int, batches: int, warmup: int = 1) -> float:
@@ -384,4 +451,15 @@ def bare_forward_rate(backbone: Backbone, batch_size: int, batches: int, warmup:
     return batch_size * batches / (time.perf_counter() - start)
 
 
-__all__ = ["ExtractOptions", "Shard", "Summary", "bare_forward_rate", "extract", "store_settings"]
+__all__ = [
+    "ClipAssembler",
+    "ExtractOptions",
+    "Plan",
+    "Shard",
+    "Summary",
+    "bare_forward_rate",
+    "extract",
+    "plan_extraction",
+    "run_pipeline",
+    "store_settings",
+]

@@ -21,6 +21,7 @@ import ast
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +210,8 @@ def resume(args: argparse.Namespace, argv: list[str]) -> tuple[Any, Any, dict[st
     return algo, eval_env, {"run": run, "total": total, "eval_every": eval_every, "checkpoint_every": checkpoint_every}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, on_eval: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """Run the command line; ``on_eval`` receives every evaluation record (used by ``agents.sweep``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
@@ -223,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        return _train(args, argv)
+        return _train(args, argv, on_eval)
     except CliError as exc:
         print(f"train_agent.py: error: {exc}", file=sys.stderr)
         return 2
@@ -243,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _train(args: argparse.Namespace, argv: list[str]) -> int:
+def _train(args: argparse.Namespace, argv: list[str], on_eval: Callable[[dict[str, Any]], None] | None) -> int:
     from agents.training import TrainingSession
 
     algo, eval_env, plan = resume(args, argv) if args.resume is not None else start(args, argv)
@@ -252,7 +254,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         session = TrainingSession(
             algo, run, total_timesteps=plan["total"], eval_every=plan["eval_every"],
             checkpoint_every=plan["checkpoint_every"], eval_env=eval_env, eval_max_clips=args.eval_clips,
-            keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress,
+            keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress, on_eval=on_eval,
         )
         print(f"run folder: {run.path}", flush=True)
         final = session.train()

@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -44,6 +44,7 @@ class TrainingSession:
     :param eval_max_clips: evaluate on the first clips only (None: all).
     :param keep_checkpoints: periodic checkpoints kept on disk.
     :param progress: show a tqdm bar.
+    :param on_eval: called with every evaluation's ``eval.jsonl`` record (a sweep reports it to Ray Tune).
     """
 
     def __init__(
@@ -58,8 +59,10 @@ class TrainingSession:
         eval_max_clips: int | None = None,
         keep_checkpoints: int = 3,
         progress: bool = True,
+        on_eval: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.algo, self.run = algo, run
+        self.on_eval = on_eval
         self.total_timesteps = total_timesteps
         self.eval_every, self.checkpoint_every = eval_every, checkpoint_every
         self.eval_env, self.eval_max_clips = eval_env, eval_max_clips
@@ -114,9 +117,10 @@ class TrainingSession:
         self.log(step, {tag: metrics[k] for k, tag in EVAL_TAGS.items()})
         self.writer.flush()
         elapsed = time.perf_counter() - self._started
-        self.run.append_eval(
-            {"step": step, "wall_time_s": elapsed, "train_time_s": elapsed - self._eval_seconds, **metrics}
-        )
+        record = {"step": step, "wall_time_s": elapsed, "train_time_s": elapsed - self._eval_seconds, **metrics}
+        self.run.append_eval(record)
+        if self.on_eval is not None:
+            self.on_eval(record)
         self.last_eval = result
         self._bar.set_postfix(acc=f"{result.accuracy:.3f}", focus=f"{result.focus_accuracy:.3f}")
         return result

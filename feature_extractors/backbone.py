@@ -185,11 +185,18 @@ class Backbone:
         """Load the weights and move the trunk to ``device``: channels-last, eval, half precision on CUDA."""
         dev = resolve_device(device)
         model, identity, notes = load_googlenet(weights, seed)
-        trunk = GoogLeNetTrunk(model).eval().to(dev, memory_format=torch.channels_last)
-        if dev.type == "cuda":
+        return cls.from_trunk(GoogLeNetTrunk(model), identity, dev, notes)
+
+    @classmethod
+    def from_trunk(
+        cls, trunk: GoogLeNetTrunk, identity: str, device: torch.device, notes: list[str] | None = None
+    ) -> Backbone:
+        """A loaded trunk (for instance one shipped to a Ray worker) made ready on ``device``."""
+        trunk = trunk.eval().to(device, memory_format=torch.channels_last)
+        if device.type == "cuda":
             trunk = trunk.half()
             torch.backends.cudnn.benchmark = True  # batches have one fixed shape
-        return cls(trunk, identity, dev, notes)
+        return cls(trunk, identity, device, list(notes or []))
 
     @torch.inference_mode()
     def __call__(self, frames: Tensor) -> Tensor:

@@ -7,6 +7,7 @@ import math
 import sys
 from collections.abc import Sequence
 
+from agents.cluster import ClusterError
 from envs.store import StoreError
 
 from . import datasets
@@ -45,6 +46,8 @@ examples:
   # four machines share one dataset, then join the parts:
   python -m feature_extractors hmdb51 ... --shard 0/4 --out part0     (1/4, 2/4, 3/4 elsewhere)
   python -m feature_extractors merge --out data/hmdb51 part0 part1 part2 part3
+  # or one command over a Ray cluster (ray start --head on one machine, ray start --address=... on the others):
+  python -m feature_extractors hmdb51 ... --out data/hmdb51 --ray HEAD:6379
 """
 
 
@@ -139,6 +142,31 @@ def _add_common(parser: argparse.ArgumentParser, default_fps: float | None) -> N
         help="process only shard I of N (clips I, I+N, ...); join the N stores with `merge`",
     )
     run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    cluster = parser.add_argument_group("Ray (needs the [ray] extra)")
+    cluster.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="distribute the clips over Ray: decoding as tasks, GoogLeNet in one actor per GPU (else CPU actors), "
+        "the store written here. ADDRESS: a head node's HOST:PORT (`ray start --head`) or auto; without it "
+        "$RAY_ADDRESS, else local Ray on this machine. --workers does not apply",
+    )
+    cluster.add_argument(
+        "--ray-actors",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="network actors (default: one per GPU of the cluster, else 1 CPU actor)",
+    )
+    cluster.add_argument(
+        "--ray-threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="torch threads of each CPU actor (default: all cores of its node)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,10 +292,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"weights {args.weights} -> {args.out}",
             file=sys.stderr,
         )
-        summary = extract(clips, args.out, options)
+        if args.ray is None:
+            summary = extract(clips, args.out, options)
+        else:
+            from .distributed import extract_on_ray  # imports Ray only when asked
+
+            summary = extract_on_ray(
+                clips, args.out, options, address=args.ray or None, actors=args.ray_actors, threads=args.ray_threads
+            )
         print(summary.text(), file=sys.stderr)
         return 0
-    except (ExtractionError, StoreError) as err:
+    except (ExtractionError, StoreError, ClusterError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

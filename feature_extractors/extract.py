@@ -150,19 +150,23 @@ class _ClipFrames(Dataset):
         return len(self.jobs)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        row, source = self.jobs[i]
-        try:
-            clip = decode_clip(source, self.sampling)
-        except DecodeError as err:
-            return {"row": row, "error": str(err)}
-        except Exception as err:  # a decoder crash on one file must not stop the run
-            return {"row": row, "error": f"decoding failed: {type(err).__name__}: {err}"}
-        return {
-            "row": row,
-            "frames": torch.from_numpy(clip.frames),
-            "timestamps": clip.timestamps,
-            "valid_frames": clip.valid_frames,
-        }
+        return decode_item(*self.jobs[i], self.sampling)
+
+
+def decode_item(row: int, source: str, sampling: Sampling) -> dict[str, Any]:
+    """Decode one clip into what :meth:`ClipAssembler.add` takes; a failure comes back as its reason."""
+    try:
+        clip = decode_clip(source, sampling)
+    except DecodeError as err:
+        return {"row": row, "error": str(err)}
+    except Exception as err:  # a decoder crash on one file must not stop the run
+        return {"row": row, "error": f"decoding failed: {type(err).__name__}: {err}"}
+    return {
+        "row": row,
+        "frames": torch.from_numpy(clip.frames),
+        "timestamps": clip.timestamps,
+        "valid_frames": clip.valid_frames,
+    }
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:
@@ -180,10 +184,16 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _worker_init(_: int) -> None:
-    os.nice(10)  # decode in the cycles the network leaves idle; never slow the network down
+def decoder_init() -> None:
+    """Settings of a decoding process (a DataLoader worker or a Ray task's worker)."""
+    if os.nice(0) < 10:
+        os.nice(10 - os.nice(0))  # decode in the cycles the network leaves idle; never slow the network down
     cv2.setNumThreads(1)  # one core per worker; the main process's threads run the network
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # failures are reported as reasons
+
+
+def _worker_init(_: int) -> None:
+    decoder_init()
 
 
 class _WriterThread:
@@ -294,6 +304,7 @@ class ClipAssembler:
         self.plan = plan
         size = plan.sampling.size
         self.batch = torch.zeros((plan.batch_size, size, size, 3), dtype=torch.uint8, pin_memory=pin_memory)
+        self._batch_array = self.batch.numpy()  # the same memory; takes tensors and arrays alike
         self._slots: Slots = []
         self._open: dict[int, dict[str, Any]] = {}
         self.done = 0
@@ -309,7 +320,7 @@ class ClipAssembler:
             self.writer_thread.submit(lambda: writer.mark_failed(row, reason))
             self.bar.update(1)
             return
-        frames = item["frames"]
+        frames = item["frames"]  # a tensor from a DataLoader, a (read-only) array from a Ray task
         self._open[row] = {
             "features": np.empty((frames_per_clip, GRID, GRID, FEATURE_DIM), dtype=np.float16),
             "remaining": frames_per_clip,
@@ -317,7 +328,7 @@ class ClipAssembler:
             "timestamps": [float(t) for t in item["timestamps"]],
         }
         for frame in range(frames_per_clip):
-            self.batch[len(self._slots)] = frames[frame]
+            self._batch_array[len(self._slots)] = frames[frame]
             self._slots.append((row, frame))
             if len(self._slots) == self.plan.batch_size:
                 slots, self._slots = self._slots, []
@@ -352,7 +363,9 @@ class ClipAssembler:
         return job
 
 
-def run_pipeline(plan: Plan, feed: Callable[[ClipAssembler], None], progress: bool, pin_memory: bool = False) -> Summary:
+def run_pipeline(
+    plan: Plan, feed: Callable[[ClipAssembler], None], progress: bool, pin_memory: bool = False
+) -> Summary:
     """Run ``feed`` (which decodes the plan's jobs, adds them to the assembler and runs its batches), then
     finish the writes, finalize the store and summarise. On Ctrl-C every finished clip is written first."""
     bar = tqdm(
@@ -458,6 +471,8 @@ __all__ = [
     "Shard",
     "Summary",
     "bare_forward_rate",
+    "decode_item",
+    "decoder_init",
     "extract",
     "plan_extraction",
     "run_pipeline",

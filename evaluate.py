@@ -560,10 +560,16 @@ def compare(paths: Sequence[str], opts: Options, out: Path | None, reevaluate: b
                 traceback.print_exc(file=sys.stderr)
             print(f"evaluate: {folder}: {message}", file=sys.stderr)
             rows.append(leaderboard_row(folder.name, None, message))
+    runs = list(zip(folders, rows, strict=True))  # before sorting: row i is folder i
     rows.sort(key=lambda r: (r["status"] != "ok", -(r.get(sort_by) or 0.0), r.get("attention_flops_per_clip") or 0))
     out = out or _common_parent(folders)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "leaderboard.md").write_text(leaderboard_markdown(rows, sort_by))
+    from agents.statistics import leaderboard_section  # seeds of one setting -> mean, IQM, 95 % CI
+
+    seed_section = leaderboard_section(runs, out, sort_by, opts.seed)
+    (out / "leaderboard.md").write_text(leaderboard_markdown(rows, sort_by) + seed_section)
+    if seed_section:
+        print(seed_section)
     (out / "leaderboard.json").write_text(json.dumps(_clean(rows), indent=1))
     write_accuracy_vs_flops(rows, out / "accuracy_vs_flops.png")
     return rows

@@ -67,7 +67,8 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpu
     """Connect to ``address`` / ``$RAY_ADDRESS``, else start local Ray with ``num_cpus`` / ``num_gpus``.
 
     Returns the ``ray`` module. Joining a cluster ignores ``num_cpus`` / ``num_gpus`` (the cluster's nodes
-    declare their own resources when they are started).
+    declare their own resources when they are started). A process already connected to Ray (a script
+    that called ``ray.init`` itself, a test) keeps that connection.
     """
     ray = import_ray()
     address = address or os.environ.get("RAY_ADDRESS") or None

@@ -7,6 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from ray_fixtures import local_ray, marker  # noqa: F401  (fixtures: one local Ray per test module)
 from store_fixtures import activitynet_like_store, generic_store, hmdb_like_store
 
 import envs  # noqa: F401  (registers the env ids)

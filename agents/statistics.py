@@ -126,12 +126,19 @@ def estimate(groups: list[SeedGroup], seed: int = 0, reps: int = BOOTSTRAP_REPS)
         group.mean, group.iqm = (float(v) for v in aggregates(scores))
         if group.n < 2:
             continue
-        # one RandomState per group: a group's interval does not depend on which other groups are compared
-        state = np.random.RandomState(seed)
-        with warnings.catch_warnings():  # arch deprecates random_state, which rliable 1.2 still passes
-            warnings.simplefilter("ignore", FutureWarning)
-            _, intervals = library.get_interval_estimates({group.key: scores}, aggregates, reps=reps,
-                                                          confidence_interval_size=CONFIDENCE, random_state=state)
+        # Seeded per group, so an interval does not depend on which other groups are compared. rliable 1.2's
+        # StratifiedBootstrap draws its resamples from numpy's global generator (update_indices calls
+        # np.random.choice) whatever random_state says, so that generator is seeded too, then put back.
+        saved = np.random.get_state()
+        np.random.seed(seed)
+        try:
+            with warnings.catch_warnings():  # arch deprecates random_state, which rliable 1.2 still passes
+                warnings.simplefilter("ignore", FutureWarning)
+                _, intervals = library.get_interval_estimates(
+                    {group.key: scores}, aggregates, reps=reps, confidence_interval_size=CONFIDENCE,
+                    random_state=np.random.RandomState(seed))
+        finally:
+            np.random.set_state(saved)
         low, high = intervals[group.key]
         group.mean_ci = (float(low[0]), float(high[0]))
         group.iqm_ci = (float(low[1]), float(high[1]))

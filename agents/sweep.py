@@ -252,6 +252,7 @@ def _tuner(out: Path, setup: dict[str, Any], restore: bool) -> Any:
         param_space=_param_space(setup, out),
         tune_config=tune.TuneConfig(
             max_concurrent_trials=setup["max_concurrent"] or None, trial_dirname_creator=lambda t: t.trial_id,
+            reuse_actors=True,  # a trial's worker serves the next one: torch and the envs are imported once
             trial_name_creator=lambda t: t.config["trial"]["run_name"],
         ),
         run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(out), verbose=0, callbacks=[Lines()],
@@ -324,12 +325,11 @@ def _spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
             spec["env"] = args.env
         if args.env_kwargs:
             spec["env_kwargs"] = [_parse_env_kwargs(args.env_kwargs)]
-    train = dict(spec.get("train") or {}) if isinstance(spec.get("train") or {}, dict) else spec["train"]
-    for key in ("total_timesteps", "eval_every", "eval_clips"):
-        if getattr(args, key) is not None and isinstance(train, dict):
-            train[key] = getattr(args, key)
-    if train:
-        spec["train"] = train
+    overrides = {k: getattr(args, k) for k in ("total_timesteps", "eval_every", "eval_clips") if getattr(args, k)
+                 is not None}
+    if overrides:  # the command line wins over the spec's shared train options (expand checks the types)
+        train = spec.get("train") or {}
+        spec["train"] = {**train, **overrides} if isinstance(train, dict) else train
     return spec
 
 

@@ -13,6 +13,11 @@ figures.
 
     python bench/bench_extract.py                    # CPU or GPU, whatever --device auto finds
     python bench/bench_extract.py --clips 64 --batch-size 128 --device cuda
+
+With ``--ray [ADDRESS]`` each round instead runs the local pipeline and ``--ray`` extraction
+(``feature_extractors.distributed``: decoding tasks + one network actor per GPU, else one CPU actor) on the
+same clips and reports Ray frames/s over local frames/s (target >= 0.90; Ray's start-up is timed apart, the
+actors' start is inside the Ray figure) and whether the two stores hold the same bytes (on CPU they must).
 """
 
 from __future__ import annotations
@@ -88,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--rounds", type=int, default=5, help="alternating measurements (default 5)")
     parser.add_argument("--keep", type=Path, default=None, help="keep the clips and store in this folder")
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="compare --ray extraction with the local pipeline (default: local Ray)")
     args = parser.parse_args(argv)
+    if args.ray is not None:
+        return ray_main(args)
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench_extract_"))
     root.mkdir(parents=True, exist_ok=True)
@@ -143,6 +152,50 @@ def main(argv: list[str] | None = None) -> int:
             f"| {device_name(backbone.device)} | {batch} | {workers} | {statistics.median(pipeline_rates):.1f} | "
             f"{statistics.median(bare_rates):.1f} | {statistics.median(ratios):.2f} |"
         )
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+def ray_main(args: argparse.Namespace) -> int:
+    """Rounds of (local pipeline, Ray pipeline) on the same clips; Ray stays up between rounds."""
+    from agents.cluster import init_ray
+    from feature_extractors.distributed import extract_on_ray
+
+    root = args.keep or Path(tempfile.mkdtemp(prefix="bench_extract_"))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        clips = datasets.video_list(make_dataset(root, args.clips, args.seconds))
+        opts = ExtractOptions(frames=args.frames, fps=args.fps, weights="random", device=args.device,
+                              batch_size=args.batch_size, workers=args.workers, progress=False)
+        t = time.perf_counter()
+        ray = init_ray(args.ray or None)
+        print(f"Ray up in {time.perf_counter() - t:.1f} s: {ray.cluster_resources()}")
+        warm = datasets.ClipList(clips.dataset, clips.class_names, clips.records[:2], clips.subsets)
+        extract(warm, root / "warmup_store", opts)
+        local_rates, ray_rates, ratios, same = [], [], [], []
+        for round_ in range(args.rounds):
+            local = extract(clips, root / f"local{round_}", opts)
+            distributed = extract_on_ray(clips, root / f"ray{round_}", opts)
+            local_rates.append(local.frames_per_second)
+            ray_rates.append(distributed.frames_per_second)
+            ratios.append(ray_rates[-1] / local_rates[-1])
+            same.append((root / f"local{round_}" / "features.npy").read_bytes()
+                        == (root / f"ray{round_}" / "features.npy").read_bytes())
+            print(f"round {round_ + 1}: local {local_rates[-1]:.1f} frames/s ({local.seconds:.1f} s), Ray "
+                  f"{ray_rates[-1]:.1f} frames/s ({distributed.seconds:.1f} s, {distributed.device}), ratio "
+                  f"{ratios[-1]:.2f}, features identical: {same[-1]}")
+            shutil.rmtree(root / f"local{round_}")
+            shutil.rmtree(root / f"ray{round_}")
+        print(
+            f"\nmedian of {args.rounds} rounds (ratios {min(ratios):.2f} .. {max(ratios):.2f}), features "
+            f"{'bit-identical in every round' if all(same) else 'DIFFERENT'}:\n"
+            "| clips x frames | local frames/s | Ray frames/s | Ray / local |\n|---|---:|---:|---:|\n"
+            f"| {args.clips} x {args.frames} | {statistics.median(local_rates):.1f} | "
+            f"{statistics.median(ray_rates):.1f} | {statistics.median(ratios):.2f} |"
+        )
+        ray.shutdown()
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

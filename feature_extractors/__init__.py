@@ -10,7 +10,8 @@ From Python::
 
 Modules: ``datasets`` (clip lists with labels / splits / segments), ``decode`` (frame sampling with
 OpenCV), ``backbone`` (GoogLeNet weights and forward pass), ``extract`` (the parallel pipeline and
-resumable writing), ``merge`` (joining ``--shard`` stores). The store format itself is ``envs.store``.
+resumable writing), ``distributed`` (the same on a Ray cluster, ``--ray``; needs the ``[ray]`` extra),
+``merge`` (joining ``--shard`` stores). The store format itself is ``envs.store``.
 """
 
 from feature_extractors import datasets

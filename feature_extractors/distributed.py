@@ -27,7 +27,7 @@ import torch
 
 from agents.cluster import ray_session
 
-from .backbone import Backbone, GoogLeNetTrunk
+from .backbone import INPUT_SIZE, Backbone, GoogLeNetTrunk
 from .datasets import ClipList
 from .decode import Sampling
 from .errors import ExtractionError
@@ -59,11 +59,16 @@ def _decode(row: int, source: str, sampling: Sampling) -> dict[str, Any]:
 class _Network:
     """GoogLeNet on one device; ``forward`` maps a uint8 ``(B, 224, 224, 3)`` batch to float16 features."""
 
-    def __init__(self, trunk: GoogLeNetTrunk, identity: str, device: str, threads: int | None) -> None:
+    def __init__(self, trunk: GoogLeNetTrunk, identity: str, device: str, threads: int | None, batch_size: int) -> None:
         if device == "cpu":
             # Ray limits a worker to the CPUs it reserved (1); the network may use more (see --ray-threads).
             torch.set_num_threads(threads or os.cpu_count() or 1)
         self.backbone = Backbone.from_trunk(trunk, identity, torch.device(device))
+        # oneDNN / cuDNN choose their kernels on the first batch of a shape: do it before the clips arrive
+        self.backbone(torch.zeros((batch_size, INPUT_SIZE, INPUT_SIZE, 3), dtype=torch.uint8))
+
+    def ready(self) -> bool:
+        return True
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         return self.backbone(torch.from_numpy(batch)).numpy()
@@ -108,7 +113,8 @@ def extract_on_ray(
         network = ray.remote(_Network).options(
             num_cpus=1, num_gpus=1 if kind == "cuda" else 0, max_restarts=RETRIES, max_task_retries=RETRIES
         )
-        pool = [network.remote(trunk, plan.backbone.identity, kind, threads) for _ in range(count)]
+        pool = [network.remote(trunk, plan.backbone.identity, kind, threads, plan.batch_size) for _ in range(count)]
+        ray.get([actor.ready.remote() for actor in pool])  # started and warm, as the local network is
         decode = ray.remote(_decode).options(num_cpus=1, max_retries=RETRIES)
         sampling = ray.put(plan.sampling)
         # enough decoded clips queued to fill every actor's batches
@@ -120,14 +126,24 @@ def extract_on_ray(
             computing: collections.deque[tuple[Slots, Any]] = collections.deque()
             turn = 0
 
+            def collect() -> None:
+                done_slots, ref = computing.popleft()
+                try:
+                    features = ray.get(ref)
+                except ray.exceptions.RayError as exc:  # the actor died more than RETRIES times
+                    raise ExtractionError(
+                        f"the GoogLeNet actor failed ({str(exc).splitlines()[0]}); finished clips are kept in "
+                        f"'{plan.out}': run the same command again to resume"
+                    ) from None
+                assembler.deliver(done_slots, features)
+
             def run(slots: Slots) -> None:
                 nonlocal turn
                 # .remote() copies the batch into the object store now, so the buffer can be refilled
                 computing.append((slots, pool[turn % count].forward.remote(assembler.batch.numpy())))
                 turn += 1
                 while len(computing) > count * BATCHES_IN_FLIGHT:
-                    done_slots, ref = computing.popleft()
-                    assembler.deliver(done_slots, ray.get(ref))
+                    collect()
 
             def top_up() -> None:
                 for row, source in jobs:
@@ -148,8 +164,7 @@ def extract_on_ray(
             for slots in assembler.flush():
                 run(slots)
             while computing:
-                done_slots, ref = computing.popleft()
-                assembler.deliver(done_slots, ray.get(ref))
+                collect()
 
         summary = run_pipeline(plan, feed, options.progress)
     return dataclasses.replace(summary, device=f"Ray: {count} {kind} actor(s)")

@@ -28,14 +28,10 @@ def marked_env(token: str) -> dict[str, str]:
 
 def kill_marked(token: str) -> None:
     """SIGKILL every process whose environment carries ``token`` (left over by a killed driver)."""
-    needle = f"{MARKER}={token}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
+    for pid in marked_pids(token):
         try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                os.kill(int(entry.name), signal.SIGKILL)
-        except (OSError, ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
             continue
 
 
@@ -47,10 +43,31 @@ def marker() -> Iterator[str]:
     kill_marked(token)
 
 
+def marked_pids(token: str, title: bytes = b"") -> list[int]:
+    """Processes whose environment carries ``token`` and whose title starts with ``title``."""
+    needle, found = f"{MARKER}={token}".encode(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0") and (entry / "cmdline").read_bytes().startswith(
+                title
+            ):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 @pytest.fixture(scope="module")
-def local_ray() -> Iterator[object]:
-    """One local Ray instance (2 CPUs, no dashboard) for the whole test module."""
+def local_ray() -> Iterator[str]:
+    """One local Ray instance (2 CPUs, no dashboard) for the whole test module; yields the marker token its
+    processes carry (for :func:`marked_pids`)."""
     ray = pytest.importorskip("ray")
+    token = uuid.uuid4().hex
+    os.environ[MARKER] = token  # inherited by the raylet and every worker it starts
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
+    yield token
     ray.shutdown()
+    del os.environ[MARKER]
+    kill_marked(token)

@@ -7,6 +7,7 @@ Tiny settings: T = 4 frames, real GoogLeNet with random seeded weights, batches 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ray_fixtures import kill_marked, marked_env
+from ray_fixtures import kill_marked, marked_env, marked_pids
 from test_extract import assert_same_store
 from video_fixtures import make_hmdb51, write_video
 
@@ -114,3 +115,30 @@ def test_missing_ray_is_one_line_with_the_pip_command(tmp_path: Path) -> None:
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr
     assert "Ray is not installed" in lines[0] and "pip install" in lines[0]
+
+
+def test_killed_network_worker_is_restarted_and_nothing_is_lost(
+    video_list: Path, local_ray: str, tmp_path: Path
+) -> None:
+    import threading
+
+    clips = datasets.video_list(video_list)
+    reference = tmp_path / "local"
+    extract(clips, reference, OPTIONS)
+    out = tmp_path / "ray"
+    result: dict[str, object] = {}
+    worker = threading.Thread(target=lambda: result.update(summary=extract_on_ray(clips, out, OPTIONS)))
+    worker.start()
+    done_file, killed = out / "done.jsonl", []
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and worker.is_alive() and not killed:
+        if done_file.is_file() and len(done_file.read_text().splitlines()) >= 3:
+            for pid in marked_pids(local_ray, b"ray::_Network"):  # this module's Ray's network actor
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        time.sleep(0.05)
+    worker.join(timeout=300)
+    assert killed and not worker.is_alive()
+    summary = result["summary"]
+    assert summary.clips_done == LIST_CLIPS and summary.clips_failed == 1  # Ray restarted the actor, retried
+    assert_same_store(reference, out)

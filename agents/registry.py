@@ -15,8 +15,9 @@ from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from agents.base import Algorithm, EpisodeAlgorithm, EpisodeHyperparams
-from agents.hyperparams import HyperparamError, check_keys
+from agents.hyperparams import HyperparamError, check_keys, check_types
 from agents.lstm_ppo import LstmPPO
+from agents.network import NetworkConfig
 from agents.reinforce import Reinforce
 from agents.sb3 import OWN_KEYS, SB3Algorithm, constructor_keys, import_object
 from agents.supervised import CenterGlimpse, MeanPool, OracleGlimpse, RandomGlimpse, SoftAttention
@@ -61,6 +62,8 @@ class AlgorithmSpec:
         if not isinstance(network, dict):
             raise HyperparamError(f"'network' in {where} must be a mapping")
         check_keys(network, EpisodeHyperparams.NETWORK_KEYS, f"{where} (network)")
+        check_types(params, self.cls.hyperparams_class, where)
+        check_types(network, NetworkConfig, f"{where} (network)")
         missing = sorted(self.allowed_keys() - set(params))
         if missing:
             raise HyperparamError(f"{where} lacks hyperparameter(s) {', '.join(missing)}")

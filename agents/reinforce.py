@@ -40,10 +40,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from agents.base import EpisodeAlgorithm, EpisodeHyperparams
-from agents.losses import attention_penalty, baseline_loss, reinforce_loss, returns_to_go
+from agents.losses import (
+    attention_penalty,
+    baseline_loss,
+    categorical_entropy,
+    class_cross_entropy,
+    masked_mean,
+    reinforce_loss,
+    returns_to_go,
+    standardize,
+    taken_log_prob,
+)
 from agents.rollout import EpisodeBatch
 
 
@@ -94,29 +103,26 @@ class Reinforce(EpisodeAlgorithm):
         hp = self.hp
         obs = {k: v.to(self.device) for k, v in batch.obs.items()}
         out, _ = self.network(obs)
-        steps, n = batch.length, batch.num_episodes
-        labels = batch.labels.to(self.device).expand(steps, n)  # (L, B)
-        ce = F.cross_entropy(out.class_logits.reshape(steps * n, -1), labels.reshape(-1))
+        labels = batch.labels.to(self.device)
+        ce = class_cross_entropy(out.class_logits, labels)
 
         loc_logp = torch.log_softmax(out.location_logits, -1)  # (L, B, K*K)
-        taken = batch.actions[..., 0].to(self.device)  # (L, B)
-        logp = loc_logp.gather(-1, taken.unsqueeze(-1)).squeeze(-1)  # (L, B)
-        mask = location_step_mask(steps, n).to(self.device)
+        logp = taken_log_prob(loc_logp, batch.actions[..., 0].to(self.device))  # (L, B)
+        mask = location_step_mask(batch.length, batch.num_episodes).to(self.device)
         returns = returns_to_go(batch.rewards.to(self.device)) * hp.reward_scale  # (L, B)
+        # The baseline predicts standardised returns (see EpisodeAlgorithm.return_moments).
+        self.return_moments.fold(returns[mask > 0])
         baseline = out.value
+        adv = (returns - self.return_moments.denormalize(baseline)).detach()
         if hp.normalize_advantage:
-            adv = (returns - baseline).detach()
-            adv = (adv - adv[mask > 0].mean()) / (adv[mask > 0].std() + 1e-8)
-            pg = reinforce_loss(logp, adv, torch.zeros_like(adv), mask)
-        else:
-            pg = reinforce_loss(logp, returns, baseline, mask)
-        bl = baseline_loss(baseline, returns, mask)
-        probs = loc_logp.exp()
-        penalty = attention_penalty(probs, mask)
-        entropy = (-(probs * loc_logp).sum(-1) * mask).sum() / mask.sum()
+            adv = standardize(adv, mask)
+        pg = reinforce_loss(logp, adv, torch.zeros_like(adv), mask)
+        bl = baseline_loss(baseline, self.return_moments.normalize(returns), mask)
+        penalty = attention_penalty(loc_logp.exp(), mask)
+        entropy = masked_mean(categorical_entropy(loc_logp), mask)
         loss = ce + hp.reinforce_coef * pg + hp.baseline_coef * bl + hp.attention_penalty * penalty
         loss = loss - hp.entropy_coef * entropy
-        grad_norm = self.step_optimizer(loss)
+        grad_norms = self.step_optimizer(loss)
         with torch.no_grad():
             acc = (out.class_logits.argmax(-1) == labels).float().mean()
         return {
@@ -127,5 +133,5 @@ class Reinforce(EpisodeAlgorithm):
             "attention_penalty": penalty.item(),
             "location_entropy": entropy.item(),
             "step_accuracy": float(acc),
-            "grad_norm": grad_norm,
+            **grad_norms,
         }

@@ -237,6 +237,6 @@ def test_lstm_ppo_updates_the_policy_that_collected_the_batch() -> None:
     agent.learn(3 * 8 * 5, _Session())
     assert len(gaps) == 3 and max(gaps) < 1e-5
     seen = torch.cat([r.reshape(-1) for r in returns]).double()
-    assert float(agent.return_mean) == pytest.approx(float(seen.mean()), abs=1e-5)
-    assert float(agent.return_var) == pytest.approx(float(seen.var(unbiased=False)), abs=1e-4)
+    assert float(agent.return_moments.mean) == pytest.approx(float(seen.mean()), abs=1e-5)
+    assert float(agent.return_moments.var) == pytest.approx(float(seen.var(unbiased=False)), abs=1e-4)
     agent.close()

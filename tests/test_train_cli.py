@@ -237,3 +237,26 @@ def test_ctrl_c_writes_a_checkpoint_that_resume_continues_bit_for_bit(
     whole = _train(tmp_path, "whole", "reinforce", total, capsys)
     a, b = _state(whole), _state(run)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    ("algo", "params", "message"),
+    [
+        ("lstm_ppo", {"class_loss": "label"}, "class_loss: 'label'"),
+        ("reinforce", {"learning_rate": "fast"}, "learning_rate: 'fast'"),
+        ("reinforce", {"normalize_advantage": 1}, "normalize_advantage: 1"),
+        ("lstm_ppo", {"n_epochs": 2.5}, "n_epochs: 2.5"),
+        ("reinforce", {"network": {"hidden_size": "big"}}, "hidden_size: 'big'"),
+    ],
+)
+def test_hyperparameters_of_the_wrong_type_or_value_are_named(
+    algo: str, params: dict, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad value is one line naming the key, the value and what the key accepts; nothing is written."""
+    logdir = tmp_path / "runs"
+    hp = write_yaml(tmp_path / "hp.yml", params)
+    code, err = run_cli(["--algo", algo, "--hyperparams", str(hp)], logdir, capsys)
+    assert code == 2 and message in err
+    assert ("allowed values: cross_entropy, none" in err) if "class_loss" in params else ("must be" in err)
+    assert len(err.strip().splitlines()) == 1
+    assert not logdir.exists() or not any(logdir.iterdir())

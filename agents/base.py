@@ -122,13 +122,13 @@ class EpisodeAlgorithm(Algorithm):
     #: where the next glimpse goes
     location_rule: ClassVar[LocationRule] = "learned"
     #: whether exploring rollouts sample the class (pure RL) or take the class head's argmax
-    sample_class: ClassVar[bool] = False
+    sample_class: bool = False
     #: whether training rollouts explore (sample learned locations) or act greedily
     explore: ClassVar[bool] = True
     #: whether a learned location head may score the cells of an observed cube (content-based attention)
     content_attention: ClassVar[bool] = True
     #: whether the value head reads a detached memory state
-    detach_value: ClassVar[bool] = False
+    detach_value: bool = False
     hyperparams_class: ClassVar[type[EpisodeHyperparams]] = EpisodeHyperparams
 
     def __init__(

@@ -102,6 +102,9 @@ class LstmPPO(EpisodeAlgorithm):
             raise ValueError(f"class_loss must be one of {', '.join(CLASS_LOSSES)}, not {hyperparams.class_loss!r}")
         # Reward only: the class is an action part like the cell, so rollouts sample it.
         self.sample_class = hyperparams.class_loss == "none"
+        # Hybrid: the memory is shaped by the class loss and the glimpse policy; the critic only reads it
+        # (as REINFORCE's baseline and RAM's), so its noisy early targets do not pull the memory around.
+        self.detach_value = hyperparams.class_loss == "cross_entropy"
         super().__init__(env_id, env_kwargs, hyperparams, **kwargs)
 
     @property

@@ -1,7 +1,8 @@
 """The algorithm registry: the single source of truth for ``--algo`` names.
 
 Each name maps to an :class:`AlgorithmSpec`: the class that trains it and the yaml that holds its
-hyperparameter defaults (``agents/hyperparams/<file>``). Besides the names below, any SB3-compatible class
+hyperparameter defaults (``agents/hyperparams/<algo>.yml``; the five supervised baselines share
+``supervised.yml``). Besides the names below, any SB3-compatible class
 can be named as ``module:Class`` (its defaults come from ``sb3_class.yml``).
 """
 
@@ -15,7 +16,7 @@ from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from agents.base import Algorithm, EpisodeAlgorithm, EpisodeHyperparams
-from agents.hyperparams import HyperparamError, check_keys, check_types
+from agents.hyperparams import HYPERPARAMS_DIR, HyperparamError, check_keys, check_types
 from agents.lstm_ppo import LstmPPO
 from agents.network import NetworkConfig
 from agents.reinforce import Reinforce
@@ -24,6 +25,8 @@ from agents.supervised import CenterGlimpse, MeanPool, OracleGlimpse, RandomGlim
 
 DEFAULT_ALGO = "reinforce"
 SB3_CLASS_FILE = "sb3_class.yml"
+#: The five supervised baselines share one file (they differ only in where they look).
+SUPERVISED_FILE = "supervised.yml"
 
 
 class UnknownAlgorithmError(ValueError):
@@ -40,8 +43,10 @@ class AlgorithmSpec:
     hyperparams_file: str = ""
 
     def __post_init__(self) -> None:
-        if not self.hyperparams_file:  # agents/hyperparams/<name>.yml
-            object.__setattr__(self, "hyperparams_file", f"{self.name}.yml")
+        # agents/hyperparams/<name>.yml when there is one (a user may add one for a baseline), else the shared file
+        own = f"{self.name}.yml"
+        if not self.hyperparams_file or (HYPERPARAMS_DIR / own).is_file():
+            object.__setattr__(self, "hyperparams_file", own)
 
     @property
     def is_sb3(self) -> bool:
@@ -83,11 +88,14 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
     for spec in (
         AlgorithmSpec("reinforce", Reinforce, "the paper's agent: REINFORCE glimpses, cross-entropy classes"),
         AlgorithmSpec("lstm_ppo", LstmPPO, "recurrent actor-critic, PPO over whole episodes (pure RL)"),
-        AlgorithmSpec("soft_attention", SoftAttention, "baseline: soft attention (Sharma et al. 2015), backprop"),
-        AlgorithmSpec("mean_pool", MeanPool, "baseline: LSTM on the mean of all cells (no attention)"),
-        AlgorithmSpec("random", RandomGlimpse, "baseline: glimpses at random cells"),
-        AlgorithmSpec("center", CenterGlimpse, "baseline: glimpses at the centre cell"),
-        AlgorithmSpec("oracle", OracleGlimpse, "baseline: glimpses on the ground-truth core (synthetic only)"),
+        AlgorithmSpec("soft_attention", SoftAttention, "baseline: soft attention (Sharma et al. 2015), backprop",
+                      SUPERVISED_FILE),
+        AlgorithmSpec("mean_pool", MeanPool, "baseline: LSTM on the mean of all cells (no attention)",
+                      SUPERVISED_FILE),
+        AlgorithmSpec("random", RandomGlimpse, "baseline: glimpses at random cells", SUPERVISED_FILE),
+        AlgorithmSpec("center", CenterGlimpse, "baseline: glimpses at the centre cell", SUPERVISED_FILE),
+        AlgorithmSpec("oracle", OracleGlimpse, "baseline: glimpses on the ground-truth core (synthetic only)",
+                      SUPERVISED_FILE),
         AlgorithmSpec("ppo", PPO, "Stable-Baselines3 PPO (MultiInputPolicy, GlimpseExtractor)"),
         AlgorithmSpec("a2c", A2C, "Stable-Baselines3 A2C (MultiInputPolicy, GlimpseExtractor)"),
         AlgorithmSpec("recurrent_ppo", RecurrentPPO, "sb3-contrib RecurrentPPO (MultiInputLstmPolicy)"),

@@ -25,8 +25,8 @@ import torch
 
 import envs
 from agents.devices import DeviceError, check_device
+from agents.evaluation.metrics import counting_flops
 from agents.hyperparams import deep_merge, load_hyperparams
-from agents.metrics import counting_flops
 from agents.registry import resolve_algorithm
 
 ENV = "SyntheticGlimpse-v0"

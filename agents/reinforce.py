@@ -10,7 +10,11 @@ batch computes
 - ``CE``: cross-entropy of every step's class prediction against the label (the paper's loss);
 - ``L_REINFORCE`` (eqs. 5-6): ``-mean log pi(l_{n+1} | h_{1:n}) (R_n - b_n)`` over the location choices,
   with ``R_n`` the return of eq. 7 (given only at the last step, so ``R_n = r_N``) times ``reward_scale``;
-- ``b_n``: a learned baseline (value head on the detached memory state), fitted by mean squared error;
+- ``b_n``: a learned baseline (value head on the detached memory state), fitted by mean squared error to
+  the returns standardised by their running mean and standard deviation (``return_moments``): fitted in
+  raw eq. 7 units its squared error is ~100 whenever the returns spread (few classes), and its gradient
+  then takes 28x the rest's share of the clipped global norm, so the class head stops learning (measured:
+  5 classes, D = 64, 0.22 test accuracy before, 0.98 after, 300k env steps);
 - ``penalty``: the doubly stochastic attention penalty ``sum_i (1 - sum_t p_{t,i})^2`` over the location
   distributions ``p_t`` (paper: attention regularization, coefficient lambda = ``attention_penalty``);
 - weight decay gamma = ``weight_decay`` through Adam.

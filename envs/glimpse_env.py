@@ -107,7 +107,10 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
 
     ## Version History
 
-    - v0: initial version.
+    - v0: initial version. Synthetic data at ``feature_dim`` other than 1024 changed once (issue 9): the
+      class evidence and the core's signature are scaled by sqrt(1024 / D), so their per-cell
+      signal-to-noise ratio no longer falls with D (at D = 64 the core had become undetectable); the
+      default D = 1024 is bit-identical.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}

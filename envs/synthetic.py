@@ -10,7 +10,9 @@ distractors, plus background variants), picked by a counter-based hash of (data 
 frame, cell). So any glimpse of any clip is computed in O(1) without storing clips: memory is the
 table (a few tens of MB), whatever the number of clips, and a batch of glimpses is one numpy gather.
 Rows are ReLU'd sums of a baseline, the class prototype, the signature and Gaussian noise, so values
-are non-negative and sparse like GoogLeNet's ``inception5b`` activations.
+are non-negative and sparse like GoogLeNet's ``inception5b`` activations. Prototype and signature
+amplitudes scale with sqrt(1024 / D), so changing ``feature_dim`` changes the vector's length, not how
+hard the task is (the per-cell signal-to-noise ratio of class evidence and saliency stays the same).
 
 Calibration (``tests/test_synthetic.py``, ``bench/bench_synthetic_calibration.py``): with the
 defaults, a nearest-class-mean classifier on the clip average of the glimpsed cells reaches >= 90 %

@@ -144,10 +144,14 @@ class StoreSource(FeatureSource):
             )
         chosen = [i for i, r in enumerate(store.records) if r.subset_in(split) == subset]
         if not chosen:
+            present = sorted({r.subset_in(split) for r in store.records} - {UNUSED})
             raise StoreFormatError(
                 f"the store at '{store.path}' has no clips in subset {subset!r}"
                 + (f" of split {split}" if split else "")
-                + ". Check the split files given to the extractor."
+                + f" (its clips are in: {', '.join(present) or 'none'}). "
+                + ("Check the split files given to the extractor." if split else
+                   "Pass subset=<one of those>, or give the extractor clips of this subset (a video list's third "
+                   "column, train or test).")
             )
         self._records = [store.records[i] for i in chosen]
         self._rows = store.rows[chosen]
@@ -164,6 +168,7 @@ class StoreSource(FeatureSource):
         self._core = np.load(core_path, mmap_mode="r") if core_path.exists() else None
         self.has_core = self._core is not None
         self.description = f"store '{store.path}' ({subset}" + (f", split {split})" if split else ")")
+        self._finite = np.zeros(self.num_clips, dtype=bool)  # clips whose features were checked (check_clips)
 
     def labels(self, clips: np.ndarray) -> np.ndarray:
         return self._primary[clips]
@@ -174,14 +179,32 @@ class StoreSource(FeatureSource):
     def video_ids(self, clips: np.ndarray) -> np.ndarray:
         return self._ids[clips]
 
+    def check_clips(self, clips: np.ndarray) -> None:
+        """Raise ``InvalidFeaturesError`` naming the clip if any of ``clips`` holds NaN or inf.
+
+        Each clip's whole (T, K, K, D) block is scanned once, the first time it is read, and remembered:
+        a per-read scan would cost as much as the read itself, at every step.
+        """
+        known = self._finite[clips]
+        if known.all():
+            return
+        for clip in np.unique(clips[~known]).tolist():
+            row = int(self._rows[clip])
+            block = self.store.features[row]
+            if not np.isfinite(block).all():
+                frame = int(np.argmin(np.isfinite(block).reshape(block.shape[0], -1).all(1)))
+                check_finite(block, f"{self.description}: clip {clip} (video '{self._ids[clip]}', store row "
+                                    f"{row}), first in frame {frame}")
+            self._finite[clip] = True
+
     def glimpse(self, clips: np.ndarray, frames: np.ndarray, cells: np.ndarray) -> np.ndarray:
+        self.check_clips(clips)
         rows, cols = np.divmod(cells, self.grid)
-        values = self.store.features[self._rows[clips], frames, rows, cols]
-        return check_finite(values, f"{self.description}, clips {clips.tolist()[:4]}").astype(self.dtype)
+        return self.store.features[self._rows[clips], frames, rows, cols].astype(self.dtype)
 
     def cube(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray:
-        values = self.store.features[self._rows[clips], frames]
-        return check_finite(values, f"{self.description}, clips {clips.tolist()[:4]}").astype(self.dtype)
+        self.check_clips(clips)
+        return self.store.features[self._rows[clips], frames].astype(self.dtype)
 
     def core_mask(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray | None:
         if self._core is None:
@@ -196,15 +219,17 @@ class StoreSource(FeatureSource):
         return {**super().identity(), "weights": meta.get("weights"), "backbone": meta.get("backbone")}
 
     def one_glimpse(self, clip: int, frame: int, cell: int) -> tuple[np.ndarray, bool | None]:
+        if not self._finite[clip]:
+            self.check_clips(np.array([clip]))
         r, c = divmod(cell, self.grid)
         row = self._rows[clip]
-        values = check_finite(self.store.features[row, frame, r, c], f"{self.description}, clip {clip}")
         on_core = None if self._core is None else bool(self._core[row, frame, cell])
-        return values.astype(self.dtype), on_core
+        return self.store.features[row, frame, r, c].astype(self.dtype), on_core
 
     def one_cube(self, clip: int, frame: int) -> np.ndarray:
-        values = self.store.features[self._rows[clip], frame]
-        return check_finite(values, f"{self.description}, clip {clip}").astype(self.dtype)
+        if not self._finite[clip]:
+            self.check_clips(np.array([clip]))
+        return self.store.features[self._rows[clip], frame].astype(self.dtype)
 
     def source_video(self, clip: int) -> tuple[str, list[float]] | None:
         record = self._records[clip]

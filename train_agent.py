@@ -11,7 +11,7 @@ Algorithms (``--algo``) come from ``agents.registry``; their hyperparameter defa
 ``--total-timesteps`` counts environment steps for every algorithm. The run folder
 ``<logdir>/<env>__<algo>__<seed>__<time>/`` holds ``config.json``, TensorBoard events, ``checkpoints/``, the
 final model, ``eval.jsonl`` and ``result.json``. Ctrl-C writes a checkpoint that ``--resume`` continues
-from (bit-for-bit for our agents on CPU).
+from (bit-for-bit for our agents on CPU; not for SB3 algorithms, whose checkpoints keep no RNG state).
 """
 
 from __future__ import annotations
@@ -72,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logdir", type=Path, default=Path("runs"), help="folder of run folders")
     p.add_argument("--run-name", default=None, help="run folder name (default <env>__<algo>__<seed>__<time>)")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_FOLDER",
-                   help="continue a run from its latest checkpoint")
+                   help="continue a run from its newest intact checkpoint. Our agents resume bit-for-bit (their "
+                        "RNG states are checkpointed); SB3 algorithms do not: an SB3 checkpoint keeps the model "
+                        "and optimiser but not the RNG states nor the envs' episodes in progress, so the resumed "
+                        "run is not the uninterrupted one")
     p.add_argument("--eval-every", type=int, default=None,
                    help="env steps between test evaluations (0: only at the end)")
     p.add_argument("--checkpoint-every", type=int, default=None,

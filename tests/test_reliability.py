@@ -246,3 +246,38 @@ def test_progress_bar_shows_the_whole_name_ends_at_100_percent_and_follows_the_r
     assert resumed.returncode == 0, resumed.stdout
     text = resumed.stdout.replace("\r", "\n")
     assert text.index("run folder:") < text.index(name + ":")
+
+
+# ---------------------------------------------------------------------------------------------- Gymnasium / SB3
+def test_infos_follow_the_masked_convention_without_object_arrays_of_none(tmp_path: Path, store: Path) -> None:
+    """Without a core annotation ``on_core`` is absent, in the single env and in both vector envs alike."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401
+
+    _, info = gym.make("StoreGlimpse-v0", data_root=str(store)).reset(seed=0)
+    assert "on_core" not in info
+    for mode in ("vector_entry_point", "sync"):
+        vec = gym.make_vec("StoreGlimpse-v0", num_envs=3, vectorization_mode=mode, data_root=str(store))
+        _, info = vec.reset(seed=0)
+        _, _, _, _, info = vec.step(np.zeros((3, 2), np.int64))
+        assert "on_core" not in info and "_on_core" not in info
+        assert all(v.dtype != object for k, v in info.items() if k != "video_id"), mode
+    with_core = gym.make_vec("SyntheticGlimpse-v0", num_envs=2, vectorization_mode="vector_entry_point",
+                             num_classes=3, feature_dim=8, frames=3)
+    _, info = with_core.reset(seed=0)
+    assert info["on_core"].dtype == bool and info["_on_core"].all()
+
+
+def test_our_agents_train_without_importing_sb3(tmp_path: Path) -> None:
+    code = ("import sys, train_agent; code = train_agent.main(sys.argv[1:]); "
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('stable_baselines3', 'sb3_contrib')); "
+            "print('SB3 MODULES', loaded); sys.exit(code)")
+    proc = run([sys.executable, "-c", code, "--hyperparams", str(small_hp(tmp_path)), "--env-kwargs", *TINY,
+                "--n-envs", "2", "--total-timesteps", "20", "--logdir", str(tmp_path / "runs"), "--no-progress"],
+               tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "SB3 MODULES []" in proc.stdout
+    from agents.registry import ALGORITHMS
+
+    assert ALGORITHMS["ppo"].is_sb3 and ALGORITHMS["ppo"].cls.__name__ == "PPO"  # imported when named

@@ -74,7 +74,7 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
     ## Info
 
     ``label`` (the clip's first label), ``video_id``, ``frame`` and ``location`` of the current glimpse,
-    ``on_core`` (whether the glimpse lies on the ground-truth action core; ``None`` where the data has no
+    ``on_core`` (whether the glimpse lies on the ground-truth action core; absent where the data has no
     core annotation), ``n_true_pos``, ``n_false_pos`` so far, and on the last step ``is_success``
     (whether the last prediction was right).
 
@@ -225,10 +225,11 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
             "video_id": ep.video_id,
             "frame": frame,
             "location": ep.location,
-            "on_core": on_core,
             "n_true_pos": ep.n_true_pos,
             "n_false_pos": ep.n_false_pos,
         }
+        if on_core is not None:  # absent where the data has no core annotation (Gymnasium's info convention)
+            info["on_core"] = on_core
         if ep.done:
             info["is_success"] = ep.prediction in ep.labels
         return obs, info

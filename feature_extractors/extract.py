@@ -183,7 +183,6 @@ def _worker_context() -> multiprocessing.context.BaseContext:
 def _worker_init(_: int) -> None:
     os.nice(10)  # decode in the cycles the network leaves idle; never slow the network down
     cv2.setNumThreads(1)  # one core per worker; the main process's threads run the network
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # failures are reported as reasons
 
 
 class _WriterThread:

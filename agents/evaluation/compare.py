@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.evaluation.report import EVAL_FORMAT, METRIC_ROWS, Options, _clean, _fmt, evaluate_run
+from agents.evaluation.report import EVAL_FORMAT, METRIC_ROWS, Options, evaluate_run, fmt, json_safe
 from agents.evaluation.run import EVAL_JSON, Run, RunError, model_file, open_run
 from agents.evaluation.sweep import AGGREGATION
 
@@ -75,7 +75,7 @@ def compare(paths: Sequence[str], opts: Options, out: Path | None, reevaluate: b
     out = out or _common_parent(folders)
     out.mkdir(parents=True, exist_ok=True)
     (out / "leaderboard.md").write_text(leaderboard_markdown(rows, sort_by))
-    (out / "leaderboard.json").write_text(json.dumps(_clean(rows), indent=1))
+    (out / "leaderboard.json").write_text(json.dumps(json_safe(rows), indent=1))
     write_accuracy_vs_flops(rows, out / "accuracy_vs_flops.png")
     return rows
 
@@ -91,7 +91,7 @@ def leaderboard_markdown(rows: Sequence[dict[str, Any]], sort_by: str = "accurac
     lines = [f"Leaderboard (sorted by {sort_by}; clip prediction = {AGGREGATION}).", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, row in enumerate(rows, 1):
-        cells = [str(i)] + [_fmt(row.get(key), kind) if row["status"] == "ok" or key == "run" else ""
+        cells = [str(i)] + [fmt(row.get(key), kind) if row["status"] == "ok" or key == "run" else ""
                             for key, _, kind in LEADERBOARD_COLUMNS] + [row["status"]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -146,11 +146,11 @@ def evaluate_splits(paths: Sequence[str], splits: Sequence[int], opts: Options, 
              "|---|" + "---:|" * (len(splits) + 1)]
     for key, label, kind in METRIC_ROWS:
         if key in mean:
-            values = [_fmt(reports[s]["metrics"][key], kind) for s in splits]
-            lines.append(f"| {label} | " + " | ".join(values) + f" | {_fmt(mean[key], kind)} |")
+            values = [fmt(reports[s]["metrics"][key], kind) for s in splits]
+            lines.append(f"| {label} | " + " | ".join(values) + f" | {fmt(mean[key], kind)} |")
     out = out or _common_parent([r.path for r in runs])
     out.mkdir(parents=True, exist_ok=True)
-    (out / "splits.json").write_text(json.dumps(_clean(summary), indent=1))
+    (out / "splits.json").write_text(json.dumps(json_safe(summary), indent=1))
     (out / "splits.md").write_text("HMDB-51, one run per official split; the mean is what the literature reports.\n\n"
                                    + "\n".join(lines) + "\n")
     summary["markdown"] = "\n".join(lines)

@@ -89,13 +89,14 @@ def _num(v: Any) -> Any:
     return v
 
 
-def _clean(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
+    """``obj`` with numpy arrays and scalars as Python lists and numbers, NaN / inf as None (strict JSON)."""
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
+        return json_safe(obj.tolist())
     return _num(obj)
 
 
@@ -215,7 +216,7 @@ def evaluate_run(run: Run, opts: Options) -> dict[str, Any]:
     images = draw_outputs(run, env, result, details, opts)
     env.close()
     report["images"] = {k: str(p.relative_to(run.path)) for k, (_, p) in images.items()}
-    report = _clean(report)
+    report = json_safe(report)
     (run.path / EVAL_JSON).write_text(json.dumps(report, indent=1))
     (run.path / EVAL_MD).write_text(markdown_report(report))
     if opts.tensorboard:
@@ -232,7 +233,8 @@ def _model_record(run: Run, model: Path | None) -> dict[str, Any] | None:
 
 
 # ---------------------------------------------------------------------------------------------- outputs
-def _fmt(value: Any, kind: str = "") -> str:
+def fmt(value: Any, kind: str = "") -> str:
+    """A metric as report text: ``kind`` "pct", "flops" (SI prefix), "int" or "" (3 significant digits)."""
     if value is None:
         return "n/a"
     if kind == "pct":
@@ -267,7 +269,7 @@ METRIC_ROWS = (("accuracy", "top-1 accuracy", "pct"), ("top5_accuracy", "top-5 a
 
 def summary_line(report: dict[str, Any]) -> str:
     """The headline metrics of one evaluation on one line."""
-    return ", ".join(f"{label} {_fmt(report['metrics'].get(key), kind)}" for key, label, kind in METRIC_ROWS[:9])
+    return ", ".join(f"{label} {fmt(report['metrics'].get(key), kind)}" for key, label, kind in METRIC_ROWS[:9])
 
 
 def markdown_report(report: dict[str, Any]) -> str:
@@ -275,13 +277,13 @@ def markdown_report(report: dict[str, Any]) -> str:
     m, t = report["metrics"], report["training"]
     lines = [f"# Evaluation of `{Path(report['run']).name}`", "",
              f"- algorithm `{report['algo']}` on `{report['env_id']}` with `{json.dumps(report['env_kwargs'])}`",
-             f"- steps trained: {_fmt(t['steps_trained'], 'int')}; training wall time: "
-             f"{_fmt(t['wall_time_s'])} s; evaluated {report['created']}", "",
+             f"- steps trained: {fmt(t['steps_trained'], 'int')}; training wall time: "
+             f"{fmt(t['wall_time_s'])} s; evaluated {report['created']}", "",
              "| metric | value |", "|---|---:|"]
-    lines += [f"| {label} | {_fmt(m.get(key), kind)} |" for key, label, kind in METRIC_ROWS]
+    lines += [f"| {label} | {fmt(m.get(key), kind)} |" for key, label, kind in METRIC_ROWS]
     lines += ["", "Definitions:", ""] + [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
     lines += ["", "## Per-class accuracy", "", "| class | clips | accuracy | AP |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['class']} | {r['clips']} | {_fmt(r['accuracy'], 'pct')} | {_fmt(r['average_precision'], 'pct')} |"
+    lines += [f"| {r['class']} | {r['clips']} | {fmt(r['accuracy'], 'pct')} | {fmt(r['average_precision'], 'pct')} |"
               for r in report["per_class"]]
     lines += ["", "## Images", ""] + [f"![{k}]({p})" for k, p in report.get("images", {}).items()]
     return "\n".join(lines) + "\n"
@@ -322,7 +324,7 @@ def write_tensorboard(run: Run, report: dict[str, Any], images: dict[str, Any]) 
         for name, (image, _) in images.items():
             writer.add_image(f"eval/{name}", image, step, dataformats="HWC")
         table = ["| class | clips | accuracy |", "|---|---:|---:|"] + [
-            f"| {r['class']} | {r['clips']} | {_fmt(r['accuracy'], 'pct')} |" for r in report["per_class"]]
+            f"| {r['class']} | {r['clips']} | {fmt(r['accuracy'], 'pct')} |" for r in report["per_class"]]
         writer.add_text("eval/per_class_accuracy", "\n".join(table), step)
         accs = [r["accuracy"] for r in report["per_class"] if r["accuracy"] is not None]
         if accs:

@@ -34,6 +34,9 @@ LADDER: dict[str, dict[str, Any]] = {
     "SyntheticGlimpse-v0": {},  # the defaults of SyntheticConfig: 51 classes, 1024-d, 30 frames, 3 distractors
 }
 
+#: The top rung: the paper-scale default benchmark. A lower rung's hyperparameters start from its entry.
+TOP_RUNG = "SyntheticGlimpse-v0"
+
 #: Knobs shown in the ladder's table (the others keep SyntheticConfig's defaults on every rung).
 TABLE_KNOBS = ("num_classes", "feature_dim", "frames", "num_distractors", "noise", "saliency", "drift",
                "train_clips_per_class", "test_clips_per_class")
@@ -44,6 +47,44 @@ def rung_config(env_id: str) -> SyntheticConfig:
     if env_id not in LADDER:
         raise ValueError(f"unknown ladder rung {env_id!r}; the rungs are {', '.join(LADDER)}")
     return SyntheticConfig(**LADDER[env_id])
+
+
+#: Calibration targets of every rung (nearest class mean, :func:`envs.synthetic.calibration_accuracies`):
+#: oracle glimpses at least this accurate ...
+ORACLE_MIN = 0.9
+#: ... and, above the easiest rung, the average of all cells at least this far below oracle (attention matters).
+ATTENTION_GAP_MIN = 0.3
+
+
+def calibration_failures(accuracies: dict[str, dict[str, float]]) -> list[str]:
+    """What breaks the ladder's calibration targets, given each rung's calibration accuracies (rung order).
+
+    Every rung: oracle >= ORACLE_MIN. Above the easiest: all-cells <= oracle - ATTENTION_GAP_MIN. Up the
+    ladder the all-cells and random-glimpse accuracies never rise (each rung is harder without attention).
+    """
+    failures = []
+    rungs = [r for r in LADDER if r in accuracies]
+    for i, rung in enumerate(rungs):
+        acc = accuracies[rung]
+        if acc["oracle"] < ORACLE_MIN:
+            failures.append(f"{rung}: oracle {acc['oracle']:.3f} < {ORACLE_MIN}")
+        if i > 0 and acc["all_cells"] > acc["oracle"] - ATTENTION_GAP_MIN:
+            failures.append(f"{rung}: all cells {acc['all_cells']:.3f} not {ATTENTION_GAP_MIN} below oracle")
+        if i > 0:
+            below = accuracies[rungs[i - 1]]
+            for policy in ("all_cells", "random"):
+                if acc[policy] > below[policy]:
+                    failures.append(f"{rung}: {policy} {acc[policy]:.3f} above the rung below ({below[policy]:.3f})")
+    return failures
+
+
+def lineage(env_id: str) -> list[str]:
+    """Env ids whose hyperparameter entries apply to ``env_id``, in order (general first, itself last).
+
+    A lower rung inherits the top rung's entry (e.g. the synthetic benchmark's small network), so a
+    hyperparameter file needs a rung entry only where the rung differs (budgets, learning rates).
+    """
+    return [TOP_RUNG, env_id] if env_id in LADDER and env_id != TOP_RUNG else [env_id]
 
 
 def _check_table() -> None:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from envs.ladder import LADDER, calibration_failures, rung_config  # noqa: E402
-from envs.synthetic import calibration_accuracies  # noqa: E402
+from envs.ladder import LADDER, calibration_failures, rung_config
+from envs.synthetic import calibration_accuracies
 
 
 def main() -> None:

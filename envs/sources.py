@@ -157,8 +157,8 @@ class StoreSource(FeatureSource):
             raise StoreFormatError(
                 f"the store at '{store.path}' has no clips in subset {subset!r}"
                 + (f" of split {split}" if split else "")
-                + (f" with classes {', '.join(store.class_names[k] for k in kept)}" if len(kept) < len(store.class_names)
-                   else "")
+                + (f" with classes {', '.join(store.class_names[k] for k in kept)}"
+                   if len(kept) < len(store.class_names) else "")
                 + ". Check the split files given to the extractor, or choose other classes."
             )
         self._records = [store.records[i] for i in chosen]

@@ -234,7 +234,7 @@ def test_a_class_subset_of_a_store_is_relabelled_in_store_order(stores: dict) ->
                                   full.source.cube(np.flatnonzero(kept)[:1], np.array([1])))
     first = gym.make("HMDB51Glimpse-v0", data_root=root, max_classes=2).unwrapped
     assert first.class_names == ["action_0", "action_1"]
-    obs, info = sub.reset(seed=0, options={"video_index": sub.num_clips - 1})
+    _, info = sub.reset(seed=0, options={"video_index": sub.num_clips - 1})
     assert info["label"] == 1
 
 

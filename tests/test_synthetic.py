@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from envs.ladder import LADDER, calibration_failures, rung_config
-
 from envs.sources import StoreSource
 from envs.store import FeatureStore
 from envs.synthetic import SyntheticConfig, SyntheticSource, calibration_accuracies, export_synthetic_store

@@ -1,8 +1,8 @@
 """The difficulty ladder: registered variants of the synthetic benchmark, easiest first.
 
 One table, :data:`LADDER`, is the single source of truth: registration (``envs/__init__.py``), the env
-manual (:func:`ladder_table`, also in ``GlimpseEnv``'s docstring reference and the README), the
-hyperparameter files (keyed by these ids), the calibration bench and the tests read it. Each rung is a
+manual (``GlimpseEnv``'s docstring shows :func:`ladder_table`), the hyperparameter files (keyed by these
+ids), the calibration and ladder benches and the tests read it. Each rung is a
 fixed set of :class:`~envs.synthetic.SyntheticConfig` knobs (keyword arguments given to ``gym.make``
 still override them); the top rung, ``SyntheticGlimpse-v0``, is the paper-scale default benchmark.
 

@@ -212,6 +212,7 @@ def test_ladder_rungs_get_harder_up_the_table() -> None:
     assert [c.saliency for c in configs] == sorted((c.saliency for c in configs), reverse=True)
     table = envs.ladder_table()
     assert all(f"`{r}`" in table for r in envs.LADDER) and "25.0%" in table
+    assert table.replace("\n", "\n    ") in envs.GlimpseEnv.__doc__  # the env manual shows the same table
 
 
 def test_an_unknown_rung_is_an_error_listing_the_rungs() -> None:

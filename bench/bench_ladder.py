@@ -61,7 +61,7 @@ def train(rung: str, algo: str, args: argparse.Namespace) -> tuple[str, float, i
     if (folder / "result.json").is_file():
         return name, 0.0, 0
     cmd = [sys.executable, str(ROOT / "train_agent.py"), "--no-progress", "--threads", str(args.threads),
-           "--total-timesteps", str(args.timesteps), "--eval-every", str(args.timesteps)]
+           "--total-timesteps", str(args.timesteps), "--eval-every", str(max(args.timesteps // 4, 1))]
     if (folder / "config.json").is_file():
         cmd += ["--resume", str(folder)]
     else:

@@ -10,8 +10,8 @@ the env's default ``observation_mode=cube``) for the same budget on every rung, 
 finished run (its ``result.json`` exists) is kept; an interrupted one is resumed. Then ``evaluate.py
 --compare`` scores every run on all test clips of its rung (evaluate.py's metrics, leaderboard grouped by
 env id) and this script prints one table - rows algorithms, columns rungs, test accuracy with the rung's
-chance beside it - and writes ``ladder.md``, ``ladder.json`` and ``ladder.png`` (a grouped bar chart;
-matplotlib if installed, else the project's own PNG plotting) into ``--out``. It reports the ladder's
+chance beside it - and writes ``ladder.md``, ``ladder.json`` and ``ladder.png`` (a grouped bar chart)
+into ``--out``. It reports the ladder's
 targets: the easy rung >= 80 % for ``ppo``, ``a2c`` and ``recurrent_ppo``, and every algorithm's skill
 above chance, ``(accuracy - chance) / (1 - chance)``, falling rung by rung (raw accuracies would fall with
 chance alone). Figures are printed, not asserted (this is a benchmark, not a test).
@@ -113,13 +113,11 @@ def write_figure(cells: dict[str, dict], rungs: list[str], path: Path) -> Path:
     """Grouped bars: one group per rung, one bar per algorithm, the rung's chance as a dashed line."""
     labels = [rung_label(g) for g in rungs]
     algos = list(cells)
-    try:
-        import matplotlib
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return _write_figure_without_matplotlib(cells, rungs, labels, path)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     width = 0.8 / max(len(algos), 1)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for i, algo in enumerate(algos):
@@ -139,17 +137,6 @@ def write_figure(cells: dict[str, dict], rungs: list[str], path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
-
-
-def _write_figure_without_matplotlib(cells: dict[str, dict], rungs: list[str], labels: list[str], path: Path) -> Path:
-    from agents.attention_maps import Point, scatter_plot, write_png
-
-    points = [Point(j, 100 * cells[a][g]["accuracy"], f"{a} {labels[j]}", a)
-              for a in cells for j, g in enumerate(rungs) if g in cells[a]]
-    points += [Point(j, 100 * chance(g), f"chance {labels[j]}", "chance") for j, g in enumerate(rungs)]
-    image = scatter_plot(points, "rung (0 = easiest)", "accuracy (%)", "test accuracy per rung",
-                         y_range=(0.0, 100.0), size=(720, 520))
-    return write_png(path, image)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from envs.synthetic import SyntheticConfig
 #: Env id -> synthetic knobs, easiest rung first; the last rung is the default benchmark.
 LADDER: dict[str, dict[str, Any]] = {
     # Many training clips: with the default 70 per class a recurrent policy memorises the 280 clips' layouts
-    # (recurrent_ppo: 98 % on train, 54 % on test) instead of reading the class evidence.
+    # (recurrent_ppo: 98 % on train, 54 % on test, before the per-D SNR scaling) instead of reading the evidence.
     "SyntheticGlimpse-Easy-v0": {
         "num_classes": 4, "feature_dim": 64, "frames": 8, "num_distractors": 0, "noise": 0.3, "saliency": 2.0,
         "train_clips_per_class": 2500,

@@ -9,7 +9,8 @@ clip of the chosen subset (default: test). Written into the run folder: ``eval.j
 Markdown report), ``evaluation/`` (confusion matrix, attention maps as PNG and GIF) and TensorBoard
 summaries in the run's log (``eval/...`` scalars, images, per-class accuracy, an hparams session).
 ``--compare`` also writes ``leaderboard.md``, ``leaderboard.json`` and ``accuracy_vs_flops.png`` next to the
-runs (``--out``), and reuses each run's ``eval.json`` when it was made with the same settings.
+runs (``--out``), and reuses each run's ``eval.json`` when it was made with the same settings. The leaderboard
+is grouped by env id (one ranked table per env, e.g. per rung of the synthetic ladder, easiest first).
 How a policy is scored lives in ``agents/evaluation/``; this file is its command line.
 """
 

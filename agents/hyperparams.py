@@ -2,6 +2,8 @@
 
 Each file has a ``default`` entry and optional per-env entries; an env's hyperparameters are ``default``
 updated by its own entry (nested mappings such as ``network`` and ``policy_kwargs`` are merged key by key).
+A rung of the synthetic ladder (``envs/ladder.py``) is ``default``, then the top rung's entry
+(``SyntheticGlimpse-v0``), then its own.
 A user's ``--hyperparams`` file is applied on top, in either of two layouts:
 
 - keyed like ours (top-level keys are env ids and/or ``default``): ``default`` then the env's entry apply;
@@ -21,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from envs.ladder import lineage
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 DEFAULT_KEY = "default"
@@ -70,8 +74,11 @@ def is_keyed(data: Mapping[str, Any], env_ids: Iterable[str]) -> bool:
 
 
 def for_env(data: Mapping[str, Any], env_id: str, path: Path) -> dict[str, Any]:
-    """``default`` merged with ``env_id``'s entry of a keyed file."""
-    return deep_merge(_entry(data, DEFAULT_KEY, path), _entry(data, env_id, path))
+    """``default`` merged with the entries of ``env_id``'s lineage (a ladder rung: the top rung's, then its own)."""
+    params = _entry(data, DEFAULT_KEY, path)
+    for key in lineage(env_id):
+        params = deep_merge(params, _entry(data, key, path))
+    return params
 
 
 def load_hyperparams(

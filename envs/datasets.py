@@ -6,6 +6,7 @@ import inspect
 import os
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import MISSING, fields
 from typing import Any
 
@@ -93,12 +94,15 @@ def build(
     frames: int | None = None,
     feature_dim: int | None = None,
     num_classes: int | None = None,
+    classes: Sequence[str] | str | None = None,
+    max_classes: int | None = None,
     **options: Any,
 ) -> tuple[FeatureSource, EpisodeRules]:
     """Source and rules for the keyword arguments of any glimpse environment id.
 
     ``frames``, ``feature_dim`` and ``num_classes`` set the synthetic data's shape; for a store they
-    are optional checks against what the store holds.
+    are optional checks against what the store holds (after ``classes`` / ``max_classes``, which keep a
+    subset of the store's classes, relabelled 0..n-1 in the store's order).
     """
     check_argument_types({"dataset": dataset, "data_root": data_root, "subset": subset, "split": split,
                           "frames": frames, "feature_dim": feature_dim, "num_classes": num_classes, **options})
@@ -106,7 +110,8 @@ def build(
     if unknown:
         raise TypeError(
             f"unknown argument(s) {', '.join(unknown)} for a glimpse environment; known: "
-            + ", ".join(("data_root", "subset", "split", "frames", "feature_dim", "num_classes", *RULE_KNOBS,
+            + ", ".join(("data_root", "subset", "split", "frames", "feature_dim", "num_classes", "classes",
+                         "max_classes", *RULE_KNOBS,
                          *SYNTHETIC_KNOBS))
         )
     rule_kw = {k: v for k, v in options.items() if k in RULE_KNOBS}
@@ -118,6 +123,9 @@ def build(
     if dataset == "synthetic":
         if data_root is not None or split is not None:
             raise ValueError("the synthetic benchmark takes neither data_root nor split (it needs no files)")
+        if classes is not None or max_classes is not None:
+            raise ValueError("classes / max_classes select classes of a feature store; the synthetic benchmark "
+                             "takes num_classes=N instead")
         shape = {k: v for k, v in (("frames", frames), ("feature_dim", feature_dim), ("num_classes", num_classes))
                  if v is not None}
         source = SyntheticSource(SyntheticConfig(**shape, **synthetic_kw), subset, dtype)
@@ -134,7 +142,7 @@ def build(
         store = FeatureStore(resolve_data_root(dataset, data_root))
         if dataset == "hmdb51" and split is None:
             split = 1
-        source = StoreSource(store, subset, split, dtype)
+        source = StoreSource(store, subset, split, dtype, classes, max_classes)
         expected = {"frames": frames, "feature_dim": feature_dim, "num_classes": num_classes}
         actual = {"frames": source.frames, "feature_dim": source.feature_dim, "num_classes": source.num_classes}
         wrong = {k: v for k, v in expected.items() if v is not None and v != actual[k]}

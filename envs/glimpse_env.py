@@ -10,6 +10,7 @@ import numpy as np
 
 from envs.datasets import build
 from envs.dynamics import is_integral, require_core
+from envs.ladder import ladder_table
 
 
 class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
@@ -25,6 +26,16 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
 
     Ids: ``SyntheticGlimpse-v0`` (built-in synthetic benchmark, no files), ``HMDB51Glimpse-v0``,
     ``ActivityNetGlimpse-v0`` and ``StoreGlimpse-v0`` (any feature store, e.g. your own videos).
+
+    The synthetic benchmark comes as a difficulty ladder (``envs/ladder.py``): registered variants,
+    each a fixed set of synthetic knobs (``gym.make`` keyword arguments still override them), from an
+    easy rung that SB3 PPO, A2C and RecurrentPPO learn from the reward alone within 200k env steps to
+    the paper-scale ``SyntheticGlimpse-v0``:
+
+    LADDER_TABLE
+
+    On a feature store, ``classes=[...]`` (names) or ``max_classes=N`` (the first N) keep a subset of
+    its classes, relabelled 0..n-1 in the store's order, so HMDB-51 can start on 5 classes.
 
     ## Action Space
 
@@ -88,6 +99,9 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
     - ``subset``: ``"train"`` (default) or ``"test"``; ActivityNet also takes ``"training"`` /
       ``"validation"`` (``"test"`` means validation, as its test labels are withheld).
     - ``split``: HMDB-51's official split, 1 (default), 2 or 3.
+    - ``classes`` (a list of class names, or one comma-separated string) or ``max_classes`` (N): a
+      class subset of a store (clips of other classes are left out, other labels of a multi-label
+      video dropped). Errors name the store's classes.
     - ``data_root``: the feature store folder. Default ``$GLIMPSE_DATA/data/hmdb51`` (or
       ``.../activitynet``; ``$GLIMPSE_DATA`` defaults to the working directory); required for
       ``StoreGlimpse-v0``. Build stores with ``python -m feature_extractors``.
@@ -233,6 +247,11 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
         if ep.done:
             info["is_success"] = ep.prediction in ep.labels
         return obs, info
+
+
+# The manual's ladder table comes from the ladder itself (one source of truth); None under python -OO.
+if GlimpseEnv.__doc__:
+    GlimpseEnv.__doc__ = GlimpseEnv.__doc__.replace("LADDER_TABLE", ladder_table().replace("\n", "\n    "))
 
 
 @dataclass

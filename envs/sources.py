@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,8 @@ class StoreSource(FeatureSource):
         subset: str,
         split: int | str | None = None,
         dtype: np.dtype | type = np.float32,
+        classes: Sequence[str] | str | None = None,
+        max_classes: int | None = None,
     ) -> None:
         self.store = store
         self.dtype = np.dtype(dtype)
@@ -171,27 +174,37 @@ class StoreSource(FeatureSource):
                 f"unknown subset {subset!r} for the store at '{store.path}': choose one of "
                 f"{', '.join(store.subsets)}."
             )
-        chosen = [i for i, r in enumerate(store.records) if r.subset_in(split) == subset]
+        kept = select_classes(store, classes, max_classes)
+        new_label = {old: new for new, old in enumerate(kept)}  # store label -> label 0..n-1 of the subset
+        chosen, clip_labels = [], []
+        for i, r in enumerate(store.records):
+            mine = [new_label[k] for k in r.labels if k in new_label]
+            if r.subset_in(split) == subset and mine:
+                chosen.append(i)
+                clip_labels.append(mine)
         if not chosen:
             present = sorted({r.subset_in(split) for r in store.records} - {UNUSED})
             raise StoreFormatError(
                 f"the store at '{store.path}' has no clips in subset {subset!r}"
                 + (f" of split {split}" if split else "")
+                + (f" with classes {', '.join(store.class_names[k] for k in kept)}"
+                   if len(kept) < len(store.class_names) else "")
                 + f" (its clips are in: {', '.join(present) or 'none'}). "
-                + ("Check the split files given to the extractor." if split else
+                + ("Check the split files given to the extractor, or choose other classes." if split else
                    "Pass subset=<one of those>, or give the extractor clips of this subset (a video list's third "
                    "column, train or test).")
             )
         self._records = [store.records[i] for i in chosen]
+        self._clip_labels = clip_labels  # labels of each clip in the subset's numbering
         self._rows = store.rows[chosen]
-        self.class_names = store.class_names
+        self.class_names = [store.class_names[k] for k in kept]
         self.frames, self.grid, self.feature_dim = store.frames, store.grid, store.feature_dim
         self.num_clips = len(chosen)
         labels = np.zeros((self.num_clips, self.num_classes), dtype=bool)
-        for i, record in enumerate(self._records):
-            labels[i, record.labels] = True
+        for i, mine in enumerate(clip_labels):
+            labels[i, mine] = True
         self._label_matrix = labels
-        self._primary = np.array([r.labels[0] for r in self._records], dtype=np.int64)
+        self._primary = np.array([mine[0] for mine in clip_labels], dtype=np.int64)
         self._ids = np.array([r.video_id for r in self._records], dtype=object)
         core_path = store.path / CORE_FILE
         self._core = np.load(core_path, mmap_mode="r") if core_path.exists() else None
@@ -245,7 +258,7 @@ class StoreSource(FeatureSource):
         return np.asarray(self._core[self._rows[clips], frames], dtype=bool)
 
     def label_set(self, clip: int) -> frozenset[int]:
-        return frozenset(self._records[clip].labels)
+        return frozenset(self._clip_labels[clip])
 
     def identity(self) -> dict[str, Any]:
         meta = self.store.meta
@@ -269,6 +282,31 @@ class StoreSource(FeatureSource):
         if record.source and record.timestamps and os.path.exists(record.source):
             return record.source, record.timestamps
         return None
+
+
+def select_classes(store: FeatureStore, classes: Sequence[str] | str | None, max_classes: int | None) -> list[int]:
+    """Store labels of a class subset, in the store's order: ``classes`` by name (a list, or one string of
+    comma-separated names), or the first ``max_classes``; all classes when both are None."""
+    names = store.class_names
+    where = f"the store at '{store.path}'"
+    if classes is not None and max_classes is not None:
+        raise ValueError(f"give classes=[...] or max_classes=N, not both (for {where})")
+    if max_classes is not None:
+        if isinstance(max_classes, bool) or not isinstance(max_classes, int) or not 1 <= max_classes <= len(names):
+            raise ValueError(f"max_classes={max_classes!r} but {where} has {len(names)} classes: "
+                             f"pass max_classes=1..{len(names)} (classes: {', '.join(names)})")
+        return list(range(max_classes))
+    if classes is None:
+        return list(range(len(names)))
+    wanted = [c.strip() for c in classes.split(",") if c.strip()] if isinstance(classes, str) else list(classes)
+    if not wanted:
+        raise ValueError(f"classes={classes!r} is empty: name at least one class of {where} "
+                         f"(it has {', '.join(names)})")
+    unknown = [c for c in wanted if c not in names]
+    if unknown:
+        raise ValueError(f"unknown class(es) {', '.join(map(repr, unknown))} for {where}; "
+                         f"it has {', '.join(names)}")
+    return sorted({names.index(c) for c in wanted})
 
 
 DATASETS = ("synthetic", "hmdb51", "activitynet", "store")

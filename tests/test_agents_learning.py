@@ -30,6 +30,9 @@ class _Session:
     def on_iteration(self, num_timesteps: int, metrics: dict[str, float]) -> None:
         pass
 
+    def log(self, step: int, scalars: dict[str, float]) -> None:  # the SB3 algorithms forward their records here
+        pass
+
 
 def train_and_evaluate(algo: str, steps: int, env_kwargs: dict[str, Any] | None = None, **overrides: Any) -> EvalResult:
     env_kwargs = EASY if env_kwargs is None else env_kwargs
@@ -84,3 +87,19 @@ def test_oracle_glimpses_beat_mean_pooling() -> None:
     mean_pool = train_and_evaluate("mean_pool", 40_000)
     assert oracle.accuracy >= 0.9
     assert oracle.accuracy >= mean_pool.accuracy + 0.2
+
+
+def test_sb3_ppo_learns_the_easy_rung_from_the_reward_alone() -> None:
+    """The ladder's easy rung with PPO's shipped hyperparameters (agents/hyperparams/ppo.yml), a small budget."""
+    rung = next(iter(envs.LADDER))
+    spec = resolve_algorithm("ppo")
+    params = load_hyperparams(spec.hyperparams_file, rung, envs.ENV_IDS)
+    agent = spec.build(rung, {}, params, n_envs=params["n_envs"], seed=0, device="cpu")
+    agent.learn(40_000, _Session())
+    test = make_vector_env(rung, {"subset": "test"}, 60)
+    result = evaluate_policy(agent.policy(), test)
+    agent.close()
+    test.close()
+    chance = 1 / envs.ladder.rung_config(rung).num_classes
+    assert result.n_clips == 120
+    assert result.accuracy >= 2 * chance, result.accuracy

@@ -267,6 +267,20 @@ def test_compare_three_runs_sorted_with_hparams(runs, evaluated, tmp_path) -> No
         assert "eval/per_class_accuracy/text_summary" in texts[run]
 
 
+def test_compare_groups_the_leaderboard_by_env_id(runs, evaluated, tmp_path) -> None:
+    rung = train_run(tmp_path / "rung", "reinforce", "SyntheticGlimpse-Easy-v0", dict(TINY), steps=96)
+    folders = [str(copy_run(runs[k], tmp_path)) for k in ("soft", "reinforce")] + [str(rung)]
+    rows = compare(folders, Options(**QUIET), out=tmp_path / "board")
+    assert [r["env"] for r in rows] == ["SyntheticGlimpse-Easy-v0", "SyntheticGlimpse-v0", "SyntheticGlimpse-v0"]
+    assert rows[1]["accuracy"] >= rows[2]["accuracy"]  # ranked within the env
+    assert rows[0]["chance"] == pytest.approx(1 / TINY["num_classes"])
+    text = (tmp_path / "board" / "leaderboard.md").read_text()
+    easy, top = text.index("### `SyntheticGlimpse-Easy-v0` (chance"), text.index("### `SyntheticGlimpse-v0` (chance")
+    assert easy < top
+    ranks = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ") and "__" in line]
+    assert ranks == ["1", "1", "2"]  # the ranking starts again in each env's table
+
+
 def test_compare_reports_a_failing_run_and_goes_on(runs, tmp_path) -> None:
     good = copy_run(runs["reinforce"], tmp_path)
     broken = copy_run(runs["oracle"], tmp_path)

@@ -6,15 +6,24 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import pytest
 
+from envs.ladder import LADDER, calibration_failures, rung_config
 from envs.sources import StoreSource
 from envs.store import FeatureStore
 from envs.synthetic import SyntheticConfig, SyntheticSource, calibration_accuracies, export_synthetic_store
 
 
-def test_default_calibration() -> None:
+@pytest.fixture(scope="module")
+def ladder_calibration() -> dict[str, dict[str, float]]:
+    """Calibration accuracies of every rung of the ladder (the top one is the default benchmark)."""
+    return {rung: calibration_accuracies(rung_config(rung)) for rung in LADDER}
+
+
+def test_default_calibration(ladder_calibration: dict[str, dict[str, float]]) -> None:
     """DESIGN.md section 5: attention must matter, measured with a nearest-class-mean classifier."""
-    acc = calibration_accuracies(SyntheticConfig())
+    acc = ladder_calibration["SyntheticGlimpse-v0"]
+    assert rung_config("SyntheticGlimpse-v0") == SyntheticConfig()
     assert acc["oracle"] >= 0.90, acc
     assert acc["all_cells"] <= 0.60, acc
     assert acc["random"] <= 0.40, acc
@@ -43,6 +52,25 @@ def test_the_core_stays_findable_at_every_feature_dim() -> None:
     assert max(found.values()) - min(found.values()) <= 0.25, found
     acc = calibration_accuracies(SyntheticConfig(num_classes=10, feature_dim=64))
     assert acc["oracle"] >= 0.90 and acc["all_cells"] <= 0.60 and acc["random"] <= 0.40, acc
+
+
+def test_ladder_calibration_holds(ladder_calibration: dict[str, dict[str, float]]) -> None:
+    """Oracle solves every rung; above the easiest the all-cells average is far below it; rungs get harder."""
+    assert calibration_failures(ladder_calibration) == []
+    easy = ladder_calibration["SyntheticGlimpse-Easy-v0"]
+    assert easy["oracle"] >= 0.95 and easy["all_cells"] >= 0.5  # the easy rung barely needs attention
+    accuracies = list(ladder_calibration.values())
+    assert [a["random"] for a in accuracies] == sorted((a["random"] for a in accuracies), reverse=True)
+
+
+def test_calibration_failures_name_what_breaks() -> None:
+    good = {"oracle": 1.0, "all_cells": 0.4, "random": 0.1}
+    flat = {"SyntheticGlimpse-Easy-v0": good, "SyntheticGlimpse-Medium-v0": {**good, "all_cells": 0.8}}
+    failures = calibration_failures(flat)
+    assert any("all cells 0.800 not 0.3 below oracle" in f for f in failures)
+    assert any("all_cells 0.800 above the rung below" in f for f in failures)
+    assert calibration_failures({"SyntheticGlimpse-Easy-v0": {**good, "oracle": 0.5}}) == [
+        "SyntheticGlimpse-Easy-v0: oracle 0.500 < 0.9"]
 
 
 def test_same_data_seed_same_features_and_other_seed_differs() -> None:

@@ -11,7 +11,7 @@ Algorithms (``--algo``) come from ``agents.registry``; their hyperparameter defa
 ``--total-timesteps`` counts environment steps for every algorithm. The run folder
 ``<logdir>/<env>__<algo>__<seed>__<time>/`` holds ``config.json``, TensorBoard events, ``checkpoints/``, the
 final model, ``eval.jsonl`` and ``result.json``. Ctrl-C writes a checkpoint that ``--resume`` continues
-from (bit-for-bit for our agents on CPU).
+from (bit-for-bit for our agents on CPU; not for SB3 algorithms, whose checkpoints keep no RNG state).
 """
 
 from __future__ import annotations
@@ -73,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logdir", type=Path, default=Path("runs"), help="folder of run folders")
     p.add_argument("--run-name", default=None, help="run folder name (default <env>__<algo>__<seed>__<time>)")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_FOLDER",
-                   help="continue a run from its latest checkpoint")
+                   help="continue a run from its newest intact checkpoint. Our agents resume bit-for-bit (their "
+                        "RNG states are checkpointed); SB3 algorithms do not: an SB3 checkpoint keeps the model "
+                        "and optimiser but not the RNG states nor the envs' episodes in progress, so the resumed "
+                        "run is not the uninterrupted one")
     p.add_argument("--eval-every", type=int, default=None,
                    help="env steps between test evaluations (0: only at the end)")
     p.add_argument("--checkpoint-every", type=int, default=None,
@@ -184,15 +187,20 @@ def resume(args: argparse.Namespace, argv: list[str]) -> tuple[Any, Any, dict[st
     changed = [flag for flag, value in fixed.items() if value is not None]
     if changed:
         raise CliError(f"{', '.join(changed)} cannot change when resuming (the run's config.json fixes them)")
-    checkpoint = run.latest_checkpoint()
-    if checkpoint is None:
-        raise RunFolderError(f"{run.path} has no checkpoint to resume from")
+    if not run.checkpoints():
+        raise RunFolderError(
+            f"{run.path} has no checkpoint to resume from: its training stopped before the first one "
+            f"(checkpoints/ is empty). Start it again with `python train_agent.py {' '.join(config.get('argv', []))}`"
+            .rstrip() + ".")
     spec = resolve_algorithm(config["algo"])
     device = check_device(args.device or config.get("device", "cpu"))
-    algo = spec.build(config["env_id"], config["env_kwargs"], dict(config["hyperparams"]),
-                      n_envs=config["n_envs"], seed=config["seed"], device=device)
+
+    def build() -> Any:
+        return spec.build(config["env_id"], config["env_kwargs"], dict(config["hyperparams"]),
+                          n_envs=config["n_envs"], seed=config["seed"], device=device)
+
+    algo, checkpoint = _load_newest_intact(run, build)
     try:
-        algo.load_checkpoint(checkpoint)
         total = args.total_timesteps if args.total_timesteps is not None else int(config["total_timesteps"])
         eval_every = args.eval_every if args.eval_every is not None else int(config["eval_every"])
         checkpoint_every = (
@@ -208,6 +216,34 @@ def resume(args: argparse.Namespace, argv: list[str]) -> tuple[Any, Any, dict[st
         raise
     args.eval_clips = config.get("eval_clips")
     return algo, eval_env, {"run": run, "total": total, "eval_every": eval_every, "checkpoint_every": checkpoint_every}
+
+
+def _load_newest_intact(run: Any, build: Any) -> tuple[Any, Path]:
+    """A freshly built algorithm with the newest checkpoint of ``run`` that loads (a kill during a save, a full
+    disk or a bad copy can leave the newest one damaged). A damaged one is renamed ``*.damaged`` (so neither
+    pruning nor a later resume takes it) and the fall-back is printed."""
+    from agents.runs import RunFolderError
+
+    damaged: list[str] = []
+    for _, checkpoint in reversed(run.checkpoints()):
+        algo = build()
+        try:
+            algo.load_checkpoint(checkpoint)
+        except Exception as exc:
+            algo.close()
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            for side in checkpoint.parent.glob(checkpoint.stem + ".*"):
+                side.rename(side.with_name(side.name + ".damaged"))
+            damaged.append(checkpoint.name)
+            print(f"train_agent.py: checkpoint {checkpoint} is damaged ({type(exc).__name__}: {reason[:160]}); "
+                  f"renamed it to {checkpoint.name}.damaged", file=sys.stderr, flush=True)
+            continue
+        if damaged:
+            print(f"train_agent.py: resuming from {checkpoint.name}, the newest intact checkpoint "
+                  f"(step {algo.num_timesteps})", file=sys.stderr, flush=True)
+        return algo, checkpoint
+    raise RunFolderError(f"every checkpoint of {run.path} is damaged ({', '.join(damaged)}; renamed *.damaged): "
+                         "nothing to resume from. Start the run again.")
 
 
 def main(argv: list[str] | None = None, on_eval: Callable[[dict[str, Any]], None] | None = None) -> int:
@@ -229,19 +265,21 @@ def main(argv: list[str] | None = None, on_eval: Callable[[dict[str, Any]], None
     except CliError as exc:
         print(f"train_agent.py: error: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:
+    except Exception as exc:
         from agents.devices import DeviceError
         from agents.envutil import EnvBuildError, IncompatibleEnvError
         from agents.hyperparams import HyperparamError
         from agents.registry import UnknownAlgorithmError
         from agents.runs import RunFolderError
         from agents.sb3 import UnsupportedActionSpaceError
+        from envs.sources import InvalidFeaturesError
+        from envs.store import StoreError
 
         known = (EnvBuildError, IncompatibleEnvError, HyperparamError, UnknownAlgorithmError, RunFolderError,
-                 UnsupportedActionSpaceError, DeviceError)
+                 UnsupportedActionSpaceError, DeviceError, InvalidFeaturesError, StoreError)
         if not isinstance(exc, known):
             raise
-        print(f"train_agent.py: error: {exc}", file=sys.stderr)
+        print(" ".join(["train_agent.py: error:", str(exc), *getattr(exc, "__notes__", [])]), file=sys.stderr)
         return 2
 
 
@@ -250,14 +288,19 @@ def _train(args: argparse.Namespace, argv: list[str], on_eval: Callable[[dict[st
 
     algo, eval_env, plan = resume(args, argv) if args.resume is not None else start(args, argv)
     run = plan["run"]
+    print(f"run folder: {run.path}", flush=True)  # before the progress bar draws
     try:
         session = TrainingSession(
             algo, run, total_timesteps=plan["total"], eval_every=plan["eval_every"],
             checkpoint_every=plan["checkpoint_every"], eval_env=eval_env, eval_max_clips=args.eval_clips,
             keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress, on_eval=on_eval,
         )
-        print(f"run folder: {run.path}", flush=True)
         final = session.train()
+    except Exception as exc:
+        if args.resume is None and not run.checkpoints():
+            _remove_unstarted(run)  # nothing to resume: leave no half-made run folder behind
+            exc.add_note(f"(no run was started: {run.path} was removed)")
+        raise
     finally:
         algo.close()
         eval_env.close()
@@ -272,6 +315,13 @@ def _train(args: argparse.Namespace, argv: list[str], on_eval: Callable[[dict[st
         flush=True,
     )
     return 0
+
+
+def _remove_unstarted(run: Any) -> None:
+    """Delete a fresh run folder that holds no checkpoint: config.json, event files, empty checkpoints/."""
+    import shutil
+
+    shutil.rmtree(run.path, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from agents.envutil import EnvShape, IncompatibleEnvError, make_vector_env
-from agents.network import GlimpseNetwork, NetworkConfig
+from agents.network import GlimpseNetwork, NetworkConfig, RunningMoments
 from agents.policy import LocationRule, NetworkPolicy, Policy
 from agents.rollout import EpisodeBatch, collect_episodes
 
@@ -122,13 +122,13 @@ class EpisodeAlgorithm(Algorithm):
     #: where the next glimpse goes
     location_rule: ClassVar[LocationRule] = "learned"
     #: whether exploring rollouts sample the class (pure RL) or take the class head's argmax
-    sample_class: ClassVar[bool] = False
+    sample_class: bool = False
     #: whether training rollouts explore (sample learned locations) or act greedily
     explore: ClassVar[bool] = True
     #: whether a learned location head may score the cells of an observed cube (content-based attention)
     content_attention: ClassVar[bool] = True
     #: whether the value head reads a detached memory state
-    detach_value: ClassVar[bool] = False
+    detach_value: bool = False
     hyperparams_class: ClassVar[type[EpisodeHyperparams]] = EpisodeHyperparams
 
     def __init__(
@@ -157,6 +157,10 @@ class EpisodeAlgorithm(Algorithm):
         )
         self.generator = torch.Generator(device=self.device).manual_seed(seed)  # rollout draws
         self._rollout_policy = NetworkPolicy(self.network, self.location_rule, self.sample_class, self.generator)
+        # The critic / baseline predicts returns standardised by these running moments (value normalisation):
+        # eq. 7 returns sit far from 0 with a spread that depends on C and T, and a critic fitted in raw units
+        # has a squared error of ~100 whose gradient swamps every other term in the clipped global norm.
+        self.return_moments = RunningMoments(self.device)
         self.iteration = 0
         self.num_timesteps = 0
         self.episode_stats: deque[tuple[float, float, float, float]] = deque(maxlen=100)
@@ -189,11 +193,13 @@ class EpisodeAlgorithm(Algorithm):
         )
 
     def extra_state(self) -> dict[str, Any]:
-        """Learner state beyond the network and optimizer that a checkpoint must keep (none by default)."""
-        return {}
+        """Learner state beyond the network and optimizer that a checkpoint must keep."""
+        return {"return_moments": self.return_moments.state()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`extra_state`."""
+        if "return_moments" in state:
+            self.return_moments.load_state(state["return_moments"])
 
     def param_groups(self) -> list[dict[str, Any]]:
         """Optimizer parameter groups (one by default)."""
@@ -255,14 +261,20 @@ class EpisodeAlgorithm(Algorithm):
             out["rollout/focus_accuracy"] = float(np.nanmean(stats[:, 3]))
         return out
 
-    def step_optimizer(self, loss: torch.Tensor) -> float:
-        """Backward, clip, step; returns the gradient norm before clipping."""
+    def step_optimizer(self, loss: torch.Tensor) -> dict[str, float]:
+        """Backward, clip, step. Returns the gradient norm before clipping (``grad_norm``) and that of each
+        part of the network (``grad_norm/location`` ...), so TensorBoard shows which loss drives which part."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        norms = {
+            f"grad_norm/{part}": float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+            for part, params in self.network.parameter_parts().items()
+            if (grads := [p.grad for p in params if p.grad is not None])
+        }
         clip = self.hp.max_grad_norm if self.hp.max_grad_norm > 0 else float("inf")
-        norm = torch.nn.utils.clip_grad_norm_(self.network.parameters(), clip)
+        norms["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.network.parameters(), clip))
         self.optimizer.step()
-        return float(norm)
+        return norms
 
     # ------------------------------------------------------------------ policy and files
     def policy(self) -> Policy:

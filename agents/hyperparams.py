@@ -2,22 +2,29 @@
 
 Each file has a ``default`` entry and optional per-env entries; an env's hyperparameters are ``default``
 updated by its own entry (nested mappings such as ``network`` and ``policy_kwargs`` are merged key by key).
+A rung of the synthetic ladder (``envs/ladder.py``) is ``default``, then the top rung's entry
+(``SyntheticGlimpse-v0``), then its own.
 A user's ``--hyperparams`` file is applied on top, in either of two layouts:
 
 - keyed like ours (top-level keys are env ids and/or ``default``): ``default`` then the env's entry apply;
 - flat: a mapping of hyperparameters that applies to any env.
 
-Unknown keys are an error that lists the valid ones.
+Unknown keys, values of the wrong type and values outside a key's choices are errors that name the key and
+what it accepts.
 """
 
 from __future__ import annotations
 
 import copy
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from envs.ladder import lineage
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 DEFAULT_KEY = "default"
@@ -67,8 +74,11 @@ def is_keyed(data: Mapping[str, Any], env_ids: Iterable[str]) -> bool:
 
 
 def for_env(data: Mapping[str, Any], env_id: str, path: Path) -> dict[str, Any]:
-    """``default`` merged with ``env_id``'s entry of a keyed file."""
-    return deep_merge(_entry(data, DEFAULT_KEY, path), _entry(data, env_id, path))
+    """``default`` merged with the entries of ``env_id``'s lineage (a ladder rung: the top rung's, then its own)."""
+    params = _entry(data, DEFAULT_KEY, path)
+    for key in lineage(env_id):
+        params = deep_merge(params, _entry(data, key, path))
+    return params
 
 
 def load_hyperparams(
@@ -92,3 +102,55 @@ def check_keys(given: Iterable[str], allowed: Iterable[str], where: str) -> None
         raise HyperparamError(
             f"unknown hyperparameter(s) {', '.join(unknown)} in {where}; valid keys: {', '.join(allowed)}"
         )
+
+
+def _accepts(annotation: Any, value: Any) -> bool:
+    """Whether ``value`` (from yaml) fits a dataclass field's type: bool is not a number here, an int is a
+    float, ``X | None`` also takes None, a ``dict[...]`` takes any mapping."""
+    if annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(arg, value) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if (origin or annotation) is dict:
+        return isinstance(value, Mapping)
+    return True
+
+
+def _type_name(annotation: Any) -> str:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if annotation is type(None):
+        return "null"
+    if annotation is float:
+        return "a number"
+    if annotation is dict or typing.get_origin(annotation) is dict:
+        return "a mapping"
+    return {bool: "true or false", int: "an integer", str: "a string"}.get(annotation, str(annotation))
+
+
+def check_types(params: Mapping[str, Any], cls: type, where: str) -> None:
+    """Raise :class:`HyperparamError` for a value that does not fit the type of ``cls``'s field of that name
+    (a dataclass), or lies outside ``cls.CHOICES[key]`` where a key has a fixed set of values."""
+    hints = typing.get_type_hints(cls)
+    choices: Mapping[str, tuple[str, ...]] = getattr(cls, "CHOICES", {})
+    for key, value in params.items():
+        if key in choices and value not in choices[key]:
+            raise HyperparamError(
+                f"hyperparameter {key}: {value!r} in {where} is not allowed; allowed values: {', '.join(choices[key])}"
+            )
+        if key in hints and not _accepts(hints[key], value):
+            raise HyperparamError(
+                f"hyperparameter {key}: {value!r} in {where} must be {_type_name(hints[key])}"
+            )

@@ -6,6 +6,7 @@ Shapes: L steps, B episodes, K*K cells. ``mask`` (L, B) is 1 where a step's term
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def attention_penalty(location_probs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -78,3 +79,37 @@ def ppo_policy_loss(
     """PPO's clipped surrogate, negated (Schulman et al. 2017); all (N,) -> scalar."""
     ratio = torch.exp(log_probs - old_log_probs)
     return -torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages).mean()
+
+
+def class_cross_entropy(class_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of every step's class prediction against its episode's label (the paper's loss).
+
+    :param class_logits: (L, B, C).
+    :param labels: (B,) int64, the label the env reported in ``info["label"]``.
+    :return: scalar, averaged over steps and episodes.
+    """
+    steps, batch, classes = class_logits.shape
+    return F.cross_entropy(class_logits.reshape(steps * batch, classes), labels.expand(steps, batch).reshape(-1))
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` over the entries where ``mask`` (same shape) is 1."""
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def categorical_entropy(log_probs: torch.Tensor) -> torch.Tensor:
+    """Entropy of categorical distributions given as log-probabilities (..., N) -> (...)."""
+    return -(log_probs.exp() * log_probs).sum(-1)
+
+
+def taken_log_prob(log_probs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """Log-probability (...) of the actions (...) int64 under distributions (..., N)."""
+    return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+
+def standardize(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``(x - mean) / std`` over the counted entries (all by default), for advantages."""
+    counted = x if mask is None else x[mask > 0]
+    if counted.numel() < 2:
+        return x - counted.mean() if counted.numel() else x
+    return (x - counted.mean()) / (counted.std() + 1e-8)

@@ -127,6 +127,36 @@ def fold_moments(mean: torch.Tensor, var: torch.Tensor, count: torch.Tensor, x: 
     count.fill_(total)
 
 
+class RunningMoments:
+    """Running mean and variance of a scalar stream (the returns a critic predicts), kept as tensors so a
+    checkpoint restores them exactly. ``normalize`` maps values to (x - mean) / std; ``denormalize`` back."""
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.mean = torch.zeros(1, device=device)
+        self.var = torch.ones(1, device=device)
+        self.count = torch.zeros((), dtype=torch.float64, device=device)
+
+    def fold(self, x: torch.Tensor) -> None:
+        fold_moments(self.mean, self.var, self.count, x.reshape(-1, 1))
+
+    @property
+    def std(self) -> torch.Tensor:
+        return torch.sqrt(self.var + 1e-8)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std + self.mean
+
+    def state(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.mean, self.var, self.count
+
+    def load_state(self, saved: tuple[torch.Tensor, ...]) -> None:
+        for mine, value in zip(self.state(), saved, strict=True):
+            mine.copy_(value)
+
+
 def _cells(cube: torch.Tensor) -> torch.Tensor:
     """(..., K, K, D) -> (..., K*K, D), row-major like the env's cell index."""
     return cube.flatten(-3, -2)
@@ -169,7 +199,19 @@ class GlimpseNetwork(nn.Module):
 
     def location_parameters(self) -> list[nn.Parameter]:
         """Parameters of the location head (what REINFORCE's term alone trains)."""
-        return [p for layer in (self.spatial, self.query) if layer is not None for p in layer.parameters()]
+        return self.parameter_parts()["location"]
+
+    def parameter_parts(self) -> dict[str, list[nn.Parameter]]:
+        """The parameters of each part (encoder, memory, location, class, value), for per-part gradient
+        norms in TensorBoard and per-part learning rates."""
+        parts = {
+            "encoder": (self.feature_proj, self.feature_norm, self.where_proj, self.progress_proj),
+            "memory": (self.lstm,),
+            "location": (self.spatial, self.query),
+            "class": (self.class_head,),
+            "value": (self.value_head,),
+        }
+        return {name: [p for m in mods if m is not None for p in m.parameters()] for name, mods in parts.items()}
 
     # ------------------------------------------------------------------ state
     def initial_state(self, batch: int, device: torch.device | str | None = None) -> NetState:

@@ -1,28 +1,28 @@
 """The algorithm registry: the single source of truth for ``--algo`` names.
 
 Each name maps to an :class:`AlgorithmSpec`: the class that trains it and the yaml that holds its
-hyperparameter defaults (``agents/hyperparams/<file>``). Besides the names below, any SB3-compatible class
+hyperparameter defaults (``agents/hyperparams/<algo>.yml``; the five supervised baselines share
+``supervised.yml``). Besides the names below, any SB3-compatible class
 can be named as ``module:Class`` (its defaults come from ``sb3_class.yml``).
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sb3_contrib import RecurrentPPO
-from stable_baselines3 import A2C, PPO
-from stable_baselines3.common.base_class import BaseAlgorithm
-
 from agents.base import Algorithm, EpisodeAlgorithm, EpisodeHyperparams
-from agents.hyperparams import HyperparamError, check_keys
+from agents.hyperparams import HYPERPARAMS_DIR, HyperparamError, check_keys, check_types
 from agents.lstm_ppo import LstmPPO
+from agents.network import NetworkConfig
 from agents.reinforce import Reinforce
-from agents.sb3 import OWN_KEYS, SB3Algorithm, constructor_keys, import_object
 from agents.supervised import CenterGlimpse, MeanPool, OracleGlimpse, RandomGlimpse, SoftAttention
 
 DEFAULT_ALGO = "reinforce"
 SB3_CLASS_FILE = "sb3_class.yml"
+#: The five supervised baselines share one file (they differ only in where they look).
+SUPERVISED_FILE = "supervised.yml"
 
 
 class UnknownAlgorithmError(ValueError):
@@ -31,24 +31,38 @@ class UnknownAlgorithmError(ValueError):
 
 @dataclass(frozen=True)
 class AlgorithmSpec:
-    """One ``--algo`` entry: ``cls`` is an :class:`EpisodeAlgorithm` subclass (ours) or an SB3 class."""
+    """One ``--algo`` entry: ``target`` is an :class:`EpisodeAlgorithm` subclass (ours), or an SB3 class or its
+    ``"module:Class"`` path, imported when first used (SB3 and sb3-contrib load only when an SB3 algorithm is
+    named)."""
 
     name: str
-    cls: type
+    target: type | str
     summary: str
     hyperparams_file: str = ""
 
     def __post_init__(self) -> None:
-        if not self.hyperparams_file:  # agents/hyperparams/<name>.yml
-            object.__setattr__(self, "hyperparams_file", f"{self.name}.yml")
+        # agents/hyperparams/<name>.yml when there is one (a user may add one for a baseline), else the shared file
+        own = f"{self.name}.yml"
+        if not self.hyperparams_file or (HYPERPARAMS_DIR / own).is_file():
+            object.__setattr__(self, "hyperparams_file", own)
+
+    @property
+    def cls(self) -> type:
+        """The algorithm class (importing its module on first use)."""
+        if isinstance(self.target, type):
+            return self.target
+        module, _, name = self.target.partition(":")
+        return getattr(importlib.import_module(module), name)
 
     @property
     def is_sb3(self) -> bool:
-        return issubclass(self.cls, BaseAlgorithm)
+        return not (isinstance(self.target, type) and issubclass(self.target, EpisodeAlgorithm))
 
     def allowed_keys(self) -> set[str]:
         """Top-level hyperparameter keys."""
         if self.is_sb3:
+            from agents.sb3 import OWN_KEYS, constructor_keys
+
             return constructor_keys(self.cls) | set(OWN_KEYS)
         return {f.name for f in fields(self.cls.hyperparams_class)}
 
@@ -61,6 +75,8 @@ class AlgorithmSpec:
         if not isinstance(network, dict):
             raise HyperparamError(f"'network' in {where} must be a mapping")
         check_keys(network, EpisodeHyperparams.NETWORK_KEYS, f"{where} (network)")
+        check_types(params, self.cls.hyperparams_class, where)
+        check_types(network, NetworkConfig, f"{where} (network)")
         missing = sorted(self.allowed_keys() - set(params))
         if missing:
             raise HyperparamError(f"{where} lacks hyperparameter(s) {', '.join(missing)}")
@@ -69,6 +85,8 @@ class AlgorithmSpec:
         self, env_id: str, env_kwargs: dict[str, Any], params: dict[str, Any], *, n_envs: int, seed: int, device: str
     ) -> Algorithm:
         if self.is_sb3:
+            from agents.sb3 import SB3Algorithm
+
             return SB3Algorithm(self.cls, env_id, env_kwargs, params, n_envs=n_envs, seed=seed, device=device)
         assert issubclass(self.cls, EpisodeAlgorithm)
         hp = self.cls.hyperparams_class(**{**params, "network": dict(params.get("network") or {})})
@@ -80,14 +98,17 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
     for spec in (
         AlgorithmSpec("reinforce", Reinforce, "the paper's agent: REINFORCE glimpses, cross-entropy classes"),
         AlgorithmSpec("lstm_ppo", LstmPPO, "recurrent actor-critic, PPO over whole episodes (pure RL)"),
-        AlgorithmSpec("soft_attention", SoftAttention, "baseline: soft attention (Sharma et al. 2015), backprop"),
-        AlgorithmSpec("mean_pool", MeanPool, "baseline: LSTM on the mean of all cells (no attention)"),
-        AlgorithmSpec("random", RandomGlimpse, "baseline: glimpses at random cells"),
-        AlgorithmSpec("center", CenterGlimpse, "baseline: glimpses at the centre cell"),
-        AlgorithmSpec("oracle", OracleGlimpse, "baseline: glimpses on the ground-truth core (synthetic only)"),
-        AlgorithmSpec("ppo", PPO, "Stable-Baselines3 PPO (MultiInputPolicy, GlimpseExtractor)"),
-        AlgorithmSpec("a2c", A2C, "Stable-Baselines3 A2C (MultiInputPolicy, GlimpseExtractor)"),
-        AlgorithmSpec("recurrent_ppo", RecurrentPPO, "sb3-contrib RecurrentPPO (MultiInputLstmPolicy)"),
+        AlgorithmSpec("soft_attention", SoftAttention, "baseline: soft attention (Sharma et al. 2015), backprop",
+                      SUPERVISED_FILE),
+        AlgorithmSpec("mean_pool", MeanPool, "baseline: LSTM on the mean of all cells (no attention)",
+                      SUPERVISED_FILE),
+        AlgorithmSpec("random", RandomGlimpse, "baseline: glimpses at random cells", SUPERVISED_FILE),
+        AlgorithmSpec("center", CenterGlimpse, "baseline: glimpses at the centre cell", SUPERVISED_FILE),
+        AlgorithmSpec("oracle", OracleGlimpse, "baseline: glimpses on the ground-truth core (synthetic only)",
+                      SUPERVISED_FILE),
+        AlgorithmSpec("ppo", "stable_baselines3:PPO", "Stable-Baselines3 PPO (MultiInputPolicy, GlimpseExtractor)"),
+        AlgorithmSpec("a2c", "stable_baselines3:A2C", "Stable-Baselines3 A2C (MultiInputPolicy, GlimpseExtractor)"),
+        AlgorithmSpec("recurrent_ppo", "sb3_contrib:RecurrentPPO", "sb3-contrib RecurrentPPO (MultiInputLstmPolicy)"),
     )
 }
 
@@ -101,6 +122,10 @@ def resolve_algorithm(name: str) -> AlgorithmSpec:
     if name in ALGORITHMS:
         return ALGORITHMS[name]
     if ":" in name:
+        from stable_baselines3.common.base_class import BaseAlgorithm
+
+        from agents.sb3 import import_object
+
         try:
             cls = import_object(name)
         except ValueError as exc:

@@ -62,13 +62,12 @@ class EpisodeBatch:
 
 
 def _on_core(info: Mapping[str, Any], n: int) -> np.ndarray:
-    """info["on_core"] (bools, or None where the data has no core annotation) -> float (n,) with NaN."""
+    """info["on_core"] -> float (n,): 1/0, NaN where a sub-env did not report it (Gymnasium's ``_on_core`` mask)
+    or the key is absent (data without a core annotation)."""
     raw = info.get("on_core")
     if raw is None:
         return np.full(n, np.nan)
     arr = np.asarray(raw)
-    if arr.dtype == object:
-        return np.array([np.nan if v is None else float(v) for v in arr.reshape(-1)])
     mask = info.get("_on_core")
     out = arr.astype(np.float64).reshape(-1)
     if mask is not None:  # Gymnasium's per-sub-env "key present" mask

@@ -209,7 +209,13 @@ class SB3Algorithm(Algorithm):
         if (norm := self._obs_normalizer()) is not None:
             norm.save(str(vecnormalize_path(path)))
 
-    save_checkpoint = save_model
+    def save_checkpoint(self, path: Path) -> None:
+        """:meth:`save_model` to temporary names, then renamed: a kill mid-save leaves no half checkpoint."""
+        tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+        self.save_model(tmp)
+        if vecnormalize_path(tmp).is_file():
+            vecnormalize_path(tmp).replace(vecnormalize_path(path))
+        tmp.replace(path)  # last: the model file's presence is what makes a checkpoint
 
     def load_checkpoint(self, path: Path) -> None:
         if (norm := self._obs_normalizer()) is not None:

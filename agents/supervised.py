@@ -58,7 +58,7 @@ class SupervisedAgent(EpisodeAlgorithm):
             loss = loss + self.hp.attention_penalty * penalty
             metrics["attention_penalty"] = penalty.item()
         metrics["loss"] = loss.item()
-        metrics["grad_norm"] = self.step_optimizer(loss)
+        metrics.update(self.step_optimizer(loss))
         with torch.no_grad():
             metrics["step_accuracy"] = float((out.class_logits.argmax(-1) == labels).float().mean())
         return metrics

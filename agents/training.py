@@ -76,7 +76,7 @@ class TrainingSession:
         self._stop = False
         self._bar = tqdm(
             total=total_timesteps, initial=self.start_steps, unit="step", unit_scale=True,
-            dynamic_ncols=True, disable=not progress, desc=run.path.name[:40],
+            dynamic_ncols=True, disable=not progress, desc=run.path.name,
         )
         self._started = time.perf_counter()
         self._eval_seconds = 0.0
@@ -95,6 +95,8 @@ class TrainingSession:
 
     def on_iteration(self, num_timesteps: int, metrics: dict[str, float]) -> None:
         self.log(num_timesteps, metrics)
+        if num_timesteps > self._bar.total:  # the last iteration overshoots: keep the bar a percentage
+            self._bar.total = num_timesteps
         self._bar.update(num_timesteps - self._bar.n)
         if num_timesteps >= self._next_eval:
             self.evaluate(num_timesteps)

@@ -4,6 +4,13 @@ one run on the same env with the same network width.
     python bench/bench_train_throughput.py                       # default SyntheticGlimpse-v0, glimpse mode
     python bench/bench_train_throughput.py --observation-mode cube --width 256
     python bench/bench_train_throughput.py --device cuda --our-n-envs 1024 4096
+    python bench/bench_train_throughput.py --store bench_store --make-store --algos reinforce --observation-mode cube
+
+``--store PATH`` trains each algorithm on that feature store (``StoreGlimpse-v0``) and on the synthetic source
+at the store's shapes (classes, frames, feature size), alternately ``--repeats`` times, with the same
+hyperparameters, and prints both rates and their ratio: what reading features from disk costs. ``--make-store``
+first exports an HMDB-style store there if there is none: 10 classes x 24 clips of 30 x 7 x 7 x 1024 float16
+(690 MB, no core annotation, like an extracted one).
 
 Every algorithm trains through its ``agents.registry`` builder with its shipped hyperparameters for the env,
 except the widths: LSTM ``--width`` units (1 layer) for ``reinforce``, ``lstm_ppo`` and ``recurrent_ppo``,
@@ -19,14 +26,15 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 
 import envs
 from agents.devices import DeviceError, check_device
+from agents.evaluation.metrics import counting_flops
 from agents.hyperparams import deep_merge, load_hyperparams
-from agents.metrics import counting_flops
 from agents.registry import resolve_algorithm
 
 ENV = "SyntheticGlimpse-v0"
@@ -53,15 +61,16 @@ def width_overrides(algo: str, width: int) -> dict[str, Any]:
 
 def measure(
     algo: str, env_kwargs: dict[str, Any], width: int, steps: int, warmup: int, seed: int, n_envs: int | None = None,
-    device: str = "cpu",
+    device: str = "cpu", env_id: str = ENV,
 ) -> tuple[float, float]:
     """Env steps per second of ``algo`` over ``steps`` training steps after ``warmup`` untimed ones, and the
-    FLOPs per env step of one more training iteration (counted, not timed)."""
+    FLOPs per env step of one more training iteration (counted, not timed). The hyperparameters are always
+    those shipped for :data:`ENV`, so another ``env_id`` (a store) changes the data source and nothing else."""
     spec = resolve_algorithm(algo)
     params = deep_merge(load_hyperparams(spec.hyperparams_file, ENV, envs.ENV_IDS), width_overrides(algo, width))
     if n_envs is not None:
         params["n_envs"] = n_envs
-    agent = spec.build(ENV, env_kwargs, params, n_envs=params["n_envs"], seed=seed, device=device)
+    agent = spec.build(env_id, env_kwargs, params, n_envs=params["n_envs"], seed=seed, device=device)
     session = _Session()
     try:
         agent.learn(warmup, session)
@@ -74,6 +83,37 @@ def measure(
         return rate, counter.get_total_flops() / (agent.num_timesteps - start_steps)
     finally:
         agent.close()
+
+
+def make_store(path: Path) -> None:
+    """An HMDB-style store of the synthetic benchmark: 240 clips (10 classes x 17 train + 7 test), no core."""
+    from envs.store import CORE_FILE
+    from envs.synthetic import SyntheticConfig, export_synthetic_store
+
+    export_synthetic_store(path, SyntheticConfig(num_classes=10, train_clips_per_class=17, test_clips_per_class=7))
+    (path / CORE_FILE).unlink()  # extracted stores have no ground-truth core
+
+
+def compare_store(args: argparse.Namespace) -> None:
+    """Rates on the store against the synthetic source at the same shapes, measured alternately."""
+    from envs.store import FeatureStore
+
+    store = FeatureStore(args.store)
+    shapes = {"num_classes": len(store.class_names), "frames": store.frames, "feature_dim": store.feature_dim}
+    sources = {"synthetic": (ENV, {"observation_mode": args.observation_mode, **shapes}),
+               "store": ("StoreGlimpse-v0", {"observation_mode": args.observation_mode, "data_root": str(args.store)})}
+    print(f"store '{args.store}': {len(store)} clips, {shapes}; {args.observation_mode} mode, width {args.width}, "
+          f"{args.device}, best of {args.repeats}", flush=True)
+    print("\n| algorithm | synthetic env steps/s | store env steps/s | store / synthetic |\n|---|---:|---:|---:|")
+    for algo in args.algos:
+        best = {name: 0.0 for name in sources}
+        for _ in range(args.repeats):
+            for name, (env_id, kwargs) in sources.items():
+                rate, _ = measure(algo, kwargs, args.width, args.steps, max(args.steps // 10, 2_000), args.seed,
+                                  None, args.device, env_id)
+                best[name] = max(best[name], rate)
+        print(f"| `{algo}` | {best['synthetic']:,.0f} | {best['store']:,.0f} | "
+              f"{best['store'] / best['synthetic']:.2f}x |", flush=True)
 
 
 def matmul_rate(width: int, device: str, seconds: float = 1.0) -> float:
@@ -109,6 +149,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     p.add_argument("--device", default="cpu", help="torch device of every algorithm (cpu, cuda)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--store", type=Path, default=None, help="compare training on this feature store with the "
+                   "synthetic source at its shapes (see the module docstring)")
+    p.add_argument("--make-store", action="store_true", help="--store: export an HMDB-style store there if missing")
+    p.add_argument("--repeats", type=int, default=2, help="--store: alternate measurements per source (best kept)")
     args = p.parse_args(argv)
     try:
         check_device(args.device)
@@ -116,6 +160,11 @@ def main(argv: list[str] | None = None) -> None:
         p.error(str(exc))
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.store is not None:
+        if args.make_store and not args.store.exists():
+            make_store(args.store)
+        compare_store(args)
+        return
     env_kwargs = {"observation_mode": args.observation_mode}
     on_gpu = args.device.startswith("cuda")
     where = torch.cuda.get_device_name() if on_gpu else f"{torch.get_num_threads()} torch threads"

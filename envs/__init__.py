@@ -14,13 +14,14 @@ from __future__ import annotations
 from gymnasium.envs.registration import register, registry
 
 from envs.glimpse_env import GlimpseEnv
+from envs.ladder import LADDER, ladder_table
 from envs.store import ClipRecord, FeatureStore, StoreWriter, write_store
 from envs.synthetic import SyntheticConfig, export_synthetic_store
 from envs.vector import GlimpseVectorEnv
 
-#: Environment id -> dataset it reads.
+#: Environment id -> dataset it reads (the synthetic ladder's rungs first, easiest first; envs/ladder.py).
 ENV_IDS = {
-    "SyntheticGlimpse-v0": "synthetic",
+    **{env_id: "synthetic" for env_id in LADDER},
     "HMDB51Glimpse-v0": "hmdb51",
     "ActivityNetGlimpse-v0": "activitynet",
     "StoreGlimpse-v0": "store",
@@ -32,11 +33,12 @@ for _env_id, _dataset in ENV_IDS.items():
             id=_env_id,
             entry_point="envs.glimpse_env:GlimpseEnv",
             vector_entry_point="envs.vector:GlimpseVectorEnv",
-            kwargs={"dataset": _dataset},
+            kwargs={"dataset": _dataset, **LADDER.get(_env_id, {})},
         )
 
 __all__ = [
     "ENV_IDS",
+    "LADDER",
     "ClipRecord",
     "FeatureStore",
     "GlimpseEnv",
@@ -44,5 +46,6 @@ __all__ = [
     "StoreWriter",
     "SyntheticConfig",
     "export_synthetic_store",
+    "ladder_table",
     "write_store",
 ]

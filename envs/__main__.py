@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         while not done:
             _, reward, terminated, truncated, info = env.step(env.action_space.sample())
             total += reward
-            on_core.append(info["on_core"])
+            on_core.append(info.get("on_core"))
             done = terminated or truncated
         n = info["n_true_pos"] + info["n_false_pos"]
         correct, steps = correct + info["n_true_pos"], steps + n

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+import inspect
+import os
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import MISSING, fields
 from typing import Any
+
+import numpy as np
 
 from envs.dynamics import OBSERVATION_DTYPES, EpisodeRules
 from envs.sources import (
@@ -21,26 +28,90 @@ SHAPE_KNOBS = ("frames", "grid", "feature_dim", "num_classes")
 RULE_KNOBS = tuple(f.name for f in fields(EpisodeRules) if f.name not in SHAPE_KNOBS)
 
 
+def _accepts(kind: Any, value: Any) -> bool:
+    """Whether ``value`` fits the annotation ``kind`` (ints for floats; bools never count as numbers)."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(k, value) for k in typing.get_args(kind))
+    if kind is type(None):
+        return value is None
+    if kind is Any:
+        return True
+    if isinstance(value, bool | np.bool_):
+        return kind is bool
+    if kind is float:
+        return isinstance(value, int | float | np.integer | np.floating)
+    if kind is int:
+        return isinstance(value, int | np.integer)
+    return isinstance(value, origin or kind)
+
+
+def _describe(kind: Any) -> str:
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(k) for k in typing.get_args(kind))
+    if kind is type(None):
+        return "None"
+    name = getattr(typing.get_origin(kind) or kind, "__name__", str(kind))
+    return {"PathLike": "a path"}.get(name, f"{'an' if name[0] in 'aeiou' else 'a'} {name}")
+
+
+def _argument_types() -> dict[str, tuple[Any, Any]]:
+    """Every env keyword argument -> (its annotated type, an example value), from the constructors' own
+    annotations: :func:`build`, :class:`EpisodeRules`, :class:`SyntheticConfig`."""
+    out: dict[str, tuple[Any, Any]] = {}
+    for owner in (SyntheticConfig, EpisodeRules):
+        hints = typing.get_type_hints(owner)
+        for f in fields(owner):
+            example = None if f.default is MISSING else f.default
+            out[f.name] = (hints[f.name], out[f.name][1] if example is None and f.name in out else example)
+    hints = typing.get_type_hints(build)
+    for name, param in inspect.signature(build).parameters.items():
+        if param.kind is param.KEYWORD_ONLY or param.kind is param.POSITIONAL_OR_KEYWORD:
+            example = param.default if param.default is not None else out.get(name, (None, None))[1]
+            out[name] = (hints[name], example)
+    return out
+
+
+def check_argument_types(kwargs: dict[str, Any]) -> None:
+    """``ValueError`` naming the first env argument whose value does not fit its annotated type (the one place
+    env keyword arguments are type-checked; their values are checked where they are used). Not a TypeError:
+    ``gymnasium.make`` would append its own text to that."""
+    types_ = _argument_types()
+    for key, value in kwargs.items():
+        if key not in types_ or _accepts(types_[key][0], value):
+            continue
+        kind, example = types_[key]
+        hint = f" Pass e.g. {key}={example!r}." if example is not None else ""
+        raise ValueError(f"env argument {key}={value!r} has the wrong type: {key} takes {_describe(kind)}, got "
+                        f"{_describe(type(value))}.{hint}")
+
+
 def build(
     dataset: str = "synthetic",
-    data_root: str | None = None,
+    data_root: str | os.PathLike[str] | None = None,
     subset: str = "train",
     split: int | str | None = None,
     frames: int | None = None,
     feature_dim: int | None = None,
     num_classes: int | None = None,
+    classes: Sequence[str] | str | None = None,
+    max_classes: int | None = None,
     **options: Any,
 ) -> tuple[FeatureSource, EpisodeRules]:
     """Source and rules for the keyword arguments of any glimpse environment id.
 
     ``frames``, ``feature_dim`` and ``num_classes`` set the synthetic data's shape; for a store they
-    are optional checks against what the store holds.
+    are optional checks against what the store holds (after ``classes`` / ``max_classes``, which keep a
+    subset of the store's classes, relabelled 0..n-1 in the store's order).
     """
+    check_argument_types({"dataset": dataset, "data_root": data_root, "subset": subset, "split": split,
+                          "frames": frames, "feature_dim": feature_dim, "num_classes": num_classes, **options})
     unknown = sorted(set(options) - set(RULE_KNOBS) - set(SYNTHETIC_KNOBS))
     if unknown:
         raise TypeError(
             f"unknown argument(s) {', '.join(unknown)} for a glimpse environment; known: "
-            + ", ".join(("data_root", "subset", "split", "frames", "feature_dim", "num_classes", *RULE_KNOBS,
+            + ", ".join(("data_root", "subset", "split", "frames", "feature_dim", "num_classes", "classes",
+                         "max_classes", *RULE_KNOBS,
                          *SYNTHETIC_KNOBS))
         )
     rule_kw = {k: v for k, v in options.items() if k in RULE_KNOBS}
@@ -52,6 +123,9 @@ def build(
     if dataset == "synthetic":
         if data_root is not None or split is not None:
             raise ValueError("the synthetic benchmark takes neither data_root nor split (it needs no files)")
+        if classes is not None or max_classes is not None:
+            raise ValueError("classes / max_classes select classes of a feature store; the synthetic benchmark "
+                             "takes num_classes=N instead")
         shape = {k: v for k, v in (("frames", frames), ("feature_dim", feature_dim), ("num_classes", num_classes))
                  if v is not None}
         source = SyntheticSource(SyntheticConfig(**shape, **synthetic_kw), subset, dtype)
@@ -68,7 +142,7 @@ def build(
         store = FeatureStore(resolve_data_root(dataset, data_root))
         if dataset == "hmdb51" and split is None:
             split = 1
-        source = StoreSource(store, subset, split, dtype)
+        source = StoreSource(store, subset, split, dtype, classes, max_classes)
         expected = {"frames": frames, "feature_dim": feature_dim, "num_classes": num_classes}
         actual = {"frames": source.frames, "feature_dim": source.feature_dim, "num_classes": source.num_classes}
         wrong = {k: v for k, v in expected.items() if v is not None and v != actual[k]}

@@ -178,16 +178,17 @@ class EpisodeBatch:
         obs = {"glimpse": glimpse, "location": location, "progress": progress}
         if r.observation_mode == "cube":
             obs["cube"] = self.source.cube(clips, frames)
-        info = {
+        info: dict[str, np.ndarray] = {
             "label": self.label[idx],
             "video_id": self.video_id[idx],
             "frame": frames,
             "location": location.copy(),
-            "on_core": np.full(len(idx), None, dtype=object) if on_core is None else on_core,
             "n_true_pos": self.n_true_pos[idx],
             "n_false_pos": self.n_false_pos[idx],
             "is_success": self.source.is_correct(clips, self.prediction[idx]) & self.done[idx],
         }
+        if on_core is not None:  # no core annotation: no key, as the single env (no object arrays of None)
+            info["on_core"] = on_core
         return obs, info
 
     def next_core_mask(self, idx: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 
 from envs.datasets import build
 from envs.dynamics import is_integral, require_core
+from envs.ladder import ladder_table
 
 
 class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
@@ -25,6 +26,16 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
 
     Ids: ``SyntheticGlimpse-v0`` (built-in synthetic benchmark, no files), ``HMDB51Glimpse-v0``,
     ``ActivityNetGlimpse-v0`` and ``StoreGlimpse-v0`` (any feature store, e.g. your own videos).
+
+    The synthetic benchmark comes as a difficulty ladder (``envs/ladder.py``): registered variants,
+    each a fixed set of synthetic knobs (``gym.make`` keyword arguments still override them), from an
+    easy rung that SB3 PPO, A2C and RecurrentPPO learn from the reward alone within 200k env steps to
+    the paper-scale ``SyntheticGlimpse-v0``:
+
+    LADDER_TABLE
+
+    On a feature store, ``classes=[...]`` (names) or ``max_classes=N`` (the first N) keep a subset of
+    its classes, relabelled 0..n-1 in the store's order, so HMDB-51 can start on 5 classes.
 
     ## Action Space
 
@@ -74,7 +85,7 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
     ## Info
 
     ``label`` (the clip's first label), ``video_id``, ``frame`` and ``location`` of the current glimpse,
-    ``on_core`` (whether the glimpse lies on the ground-truth action core; ``None`` where the data has no
+    ``on_core`` (whether the glimpse lies on the ground-truth action core; absent where the data has no
     core annotation), ``n_true_pos``, ``n_false_pos`` so far, and on the last step ``is_success``
     (whether the last prediction was right).
 
@@ -88,6 +99,9 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
     - ``subset``: ``"train"`` (default) or ``"test"``; ActivityNet also takes ``"training"`` /
       ``"validation"`` (``"test"`` means validation, as its test labels are withheld).
     - ``split``: HMDB-51's official split, 1 (default), 2 or 3.
+    - ``classes`` (a list of class names, or one comma-separated string) or ``max_classes`` (N): a
+      class subset of a store (clips of other classes are left out, other labels of a multi-label
+      video dropped). Errors name the store's classes.
     - ``data_root``: the feature store folder. Default ``$GLIMPSE_DATA/data/hmdb51`` (or
       ``.../activitynet``; ``$GLIMPSE_DATA`` defaults to the working directory); required for
       ``StoreGlimpse-v0``. Build stores with ``python -m feature_extractors``.
@@ -107,7 +121,10 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
 
     ## Version History
 
-    - v0: initial version.
+    - v0: initial version. Synthetic data at ``feature_dim`` other than 1024 changed once (issue 9): the
+      class evidence and the core's signature are scaled by sqrt(1024 / D), so their per-cell
+      signal-to-noise ratio no longer falls with D (at D = 64 the core had become undetectable); the
+      default D = 1024 is bit-identical.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
@@ -222,13 +239,19 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
             "video_id": ep.video_id,
             "frame": frame,
             "location": ep.location,
-            "on_core": on_core,
             "n_true_pos": ep.n_true_pos,
             "n_false_pos": ep.n_false_pos,
         }
+        if on_core is not None:  # absent where the data has no core annotation (Gymnasium's info convention)
+            info["on_core"] = on_core
         if ep.done:
             info["is_success"] = ep.prediction in ep.labels
         return obs, info
+
+
+# The manual's ladder table comes from the ladder itself (one source of truth); None under python -OO.
+if GlimpseEnv.__doc__:
+    GlimpseEnv.__doc__ = GlimpseEnv.__doc__.replace("LADDER_TABLE", ladder_table().replace("\n", "\n    "))
 
 
 @dataclass

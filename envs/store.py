@@ -23,6 +23,7 @@ This module needs numpy only.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -181,7 +182,7 @@ class FeatureStore:
                 "finished): its extraction was interrupted. Run the same `python -m feature_extractors` "
                 "command again to resume it; finished clips are kept."
             )
-        self.features: np.ndarray = np.load(self.path / FEATURES_FILE, mmap_mode="r")
+        self.features: np.ndarray = _open_features(self.path)
         self.class_names: list[str] = list(self.meta["class_names"])
         all_records = [ClipRecord.from_dict(r) for r in _read_jsonl(self.path / INDEX_FILE)]
         if len(all_records) != self.features.shape[0]:
@@ -204,6 +205,11 @@ class FeatureStore:
         #: Row numbers (into ``features``) of the clips that were extracted; failed rows are left out.
         self.rows = np.array([i for i in range(len(all_records)) if i not in failed], dtype=np.int64)
         self.records = [all_records[i] for i in self.rows]
+        if not len(self.rows):
+            raise StoreFormatError(
+                f"Store '{self.path}' holds no extracted clip: all {len(all_records)} failed (reasons in "
+                f"'{self.path / FAILURES_FILE}'). Fix or replace those videos, delete '{self.path}' and extract again."
+            )
         num_classes = len(self.class_names)
         for row, record in zip(self.rows, self.records, strict=True):
             bad = [c for c in record.labels if not 0 <= int(c) < num_classes]
@@ -237,6 +243,29 @@ class FeatureStore:
 
     def __len__(self) -> int:
         return len(self.records)
+
+
+def _open_features(path: Path) -> np.ndarray:
+    """``features.npy`` memory-mapped read-only; ``StoreFormatError`` naming the file when it is not a whole
+    ``.npy`` (numpy's own message, e.g. "mmap length is greater than file size", names neither)."""
+    file = path / FEATURES_FILE
+    try:
+        with open(file, "rb") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(f)
+            expected = f.tell() + math.prod(shape) * np.dtype(dtype).itemsize
+    except (ValueError, OSError, SyntaxError) as exc:
+        raise StoreFormatError(
+            f"Store '{path}': '{file}' is not a readable .npy file ({exc}). Copy the store again, or re-extract it."
+        ) from None
+    size = file.stat().st_size
+    if size < expected:
+        raise StoreFormatError(
+            f"Store '{path}': '{file}' is truncated ({size:,} of {expected:,} bytes for features of shape {shape}): "
+            "an interrupted copy or a full disk? Copy the store again, or re-extract it."
+        )
+    return np.load(file, mmap_mode="r")
 
 
 class StoreWriter:
@@ -366,6 +395,16 @@ class StoreWriter:
         os.replace(tmp, self.path / INDEX_FILE)
         self.meta["complete"] = True
         _write_json_atomic(self.path / META_FILE, self.meta)
+
+
+def remove_store(path: str | os.PathLike[str]) -> None:
+    """Delete a store's own files (and its folder if that leaves it empty); other files are left alone."""
+    path = Path(path)
+    for name in (FEATURES_FILE, INDEX_FILE, META_FILE, DONE_FILE, FAILURES_FILE, CORE_FILE):
+        for file in (path / name, path / (name + ".tmp")):
+            file.unlink(missing_ok=True)
+    if path.is_dir() and not any(path.iterdir()):
+        path.rmdir()
 
 
 def write_store(

@@ -10,7 +10,9 @@ distractors, plus background variants), picked by a counter-based hash of (data 
 frame, cell). So any glimpse of any clip is computed in O(1) without storing clips: memory is the
 table (a few tens of MB), whatever the number of clips, and a batch of glimpses is one numpy gather.
 Rows are ReLU'd sums of a baseline, the class prototype, the signature and Gaussian noise, so values
-are non-negative and sparse like GoogLeNet's ``inception5b`` activations.
+are non-negative and sparse like GoogLeNet's ``inception5b`` activations. Prototype and signature
+amplitudes scale with sqrt(1024 / D), so changing ``feature_dim`` changes the vector's length, not how
+hard the task is (the per-cell signal-to-noise ratio of class evidence and saliency stays the same).
 
 Calibration (``tests/test_synthetic.py``, ``bench/bench_synthetic_calibration.py``): with the
 defaults, a nearest-class-mean classifier on the clip average of the glimpsed cells reaches >= 90 %
@@ -36,6 +38,8 @@ _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _DIRECTIONS = 1024  # actors move along one of this many headings
+REFERENCE_FEATURE_DIM = 1024  # the D at which evidence and signature have their nominal strength
+MIN_SIGNATURE_CHANNELS = 4
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -100,13 +104,25 @@ def _class_table(cfg: SyntheticConfig) -> np.ndarray:
     c, d, j = cfg.num_classes, cfg.feature_dim, cfg.noise_variants
     # Sparse non-negative prototypes: each class drives about one channel in eight.
     prototypes = ((rng.random((c, d)) < 0.125) * rng.uniform(0.5, 1.5, (c, d))).astype(np.float32)
-    signature = ((rng.random(d) < 0.0625) * rng.uniform(0.5, 1.5, d) * cfg.saliency).astype(np.float32)
+    signature_channels = rng.random(d) < 0.0625
+    signature_scale = rng.uniform(0.5, 1.5, d)
+    # A few channels at least, so a small D still has a signature to find (no effect at the default D).
+    if signature_channels.sum() < MIN_SIGNATURE_CHANNELS:
+        signature_channels[rng.permutation(d)[:MIN_SIGNATURE_CHANNELS]] = True
+    signature = (signature_channels * signature_scale * cfg.saliency).astype(np.float32)
     baseline = rng.uniform(-0.6, 0.4, d).astype(np.float32)  # shifted so ReLU zeroes about half the background values
-    strength = 0.35  # weak per-frame evidence: memory across frames is what makes it reliable
+    # Evidence and signature live in a fixed share of the channels, so their energy grows with D while the
+    # noise's per channel does not: scaling their amplitude by sqrt(D_ref / D) keeps the per-cell
+    # signal-to-noise ratio (how well a matched filter finds the core, how much a core cell says about the
+    # class) the same for every D. Without it the core is undetectable at D = 64 (a matched filter on the
+    # true signature finds it in 16 % of frames against 77 % at D = 1024), so no policy could learn there.
+    snr_scale = np.float32(np.sqrt(REFERENCE_FEATURE_DIM / d))
+    strength = 0.35 * snr_scale  # weak per-frame evidence: memory across frames is what makes it reliable
+    signature_strength = 0.35 * snr_scale
 
     # One noise bank shared by all classes, so a noise variant carries no class information.
     noise = rng.normal(0.0, cfg.noise, (j, d)).astype(np.float32)
-    core = baseline + strength * prototypes[:, None] + 0.35 * signature + noise
+    core = baseline + strength * prototypes[:, None] + signature_strength * signature + noise
     distractor = baseline + strength * prototypes[:, None] + noise
     background = baseline + noise
     table = np.concatenate([core.reshape(c * j, d), distractor.reshape(c * j, d), background])

@@ -6,9 +6,10 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from agents.cluster import ClusterError
-from envs.store import StoreError
+from envs.store import StoreError, remove_store
 
 from . import datasets
 from .backbone import IMAGENET_FILE, imagenet_weights_path
@@ -266,7 +267,7 @@ def _print_report(clips: ClipList) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    """Run the command line; returns the exit status (0 ok, 1 no clip extracted, 2 bad input, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "merge":
@@ -300,6 +301,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             summary = extract_on_ray(
                 clips, args.out, options, address=args.ray or None, actors=args.ray_actors, threads=args.ray_threads
             )
+        if summary.clips_done + summary.clips_done_before == 0:
+            remove_store(Path(args.out))  # an empty store would only fail later, when an env opens it
+            report = summary.text().replace(f" (all listed in {summary.store / 'failures.jsonl'})", "")
+            print("\n".join(report.splitlines()[:-1]), file=sys.stderr)  # the reasons, not "Store: ... complete"
+            print(f"error: no clip could be extracted (all {summary.clips_failed} failed; reasons above), so no "
+                  f"store was made at '{args.out}'. Fix the video paths or files and run the command again.",
+                  file=sys.stderr)
+            return 1
         print(summary.text(), file=sys.stderr)
         return 0
     except (ExtractionError, StoreError, ClusterError) as err:

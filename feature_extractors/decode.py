@@ -20,12 +20,19 @@ are real.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+# OpenCV's FFmpeg backend reads this when it opens its first video (in this process and in every decoding
+# worker, which imports this module): without it FFmpeg prints its own lines ("moov atom not found") next to
+# ours, while every failure already lands in failures.jsonl with its reason. Set it yourself to see them.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV's own warnings on such files
 
 #: File name endings taken for videos when scanning folders.
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv", ".3gp")

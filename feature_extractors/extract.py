@@ -189,7 +189,6 @@ def decoder_init() -> None:
     if os.nice(0) < 10:
         os.nice(10 - os.nice(0))  # decode in the cycles the network leaves idle; never slow the network down
     cv2.setNumThreads(1)  # one core per worker; the main process's threads run the network
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # failures are reported as reasons
 
 
 def _worker_init(_: int) -> None:

@@ -1,5 +1,6 @@
-"""Learning tests with fixed seeds on an easy synthetic setting (4 classes, 64-d features, 8 frames, one
-distractor, little noise): the agents must learn, and attention must matter."""
+"""Learning tests with fixed seeds on easy synthetic settings (4 classes, 64-d features, 8 frames, one
+distractor; and the 5-class, 64-d setting a new user tried in issue 9): the agents must learn, and
+attention must matter."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from agents.registry import resolve_algorithm
 torch.set_num_threads(1)
 
 ENV = "SyntheticGlimpse-v0"
-EASY = {"num_classes": 4, "feature_dim": 64, "frames": 8, "num_distractors": 1, "noise": 0.3, "saliency": 2.0,
+EASY = {"num_classes": 4, "feature_dim": 64, "frames": 8, "num_distractors": 1,
         "train_clips_per_class": 30, "test_clips_per_class": 25}
 CHANCE = 1 / EASY["num_classes"]
 SMALL = {"network": {"embed_dim": 32, "hidden_size": 32, "class_hidden": 32}}
@@ -29,13 +30,17 @@ class _Session:
     def on_iteration(self, num_timesteps: int, metrics: dict[str, float]) -> None:
         pass
 
+    def log(self, step: int, scalars: dict[str, float]) -> None:  # the SB3 algorithms forward their records here
+        pass
 
-def train_and_evaluate(algo: str, steps: int, **overrides: Any) -> EvalResult:
+
+def train_and_evaluate(algo: str, steps: int, env_kwargs: dict[str, Any] | None = None, **overrides: Any) -> EvalResult:
+    env_kwargs = EASY if env_kwargs is None else env_kwargs
     spec = resolve_algorithm(algo)
     params = deep_merge(load_hyperparams(spec.hyperparams_file, ENV, envs.ENV_IDS), deep_merge(SMALL, overrides))
-    agent = spec.build(ENV, EASY, params, n_envs=params["n_envs"], seed=0, device="cpu")
+    agent = spec.build(ENV, env_kwargs, params, n_envs=params["n_envs"], seed=0, device="cpu")
     agent.learn(steps, _Session())
-    test = make_vector_env(ENV, {**EASY, "subset": "test"}, 50)
+    test = make_vector_env(ENV, {**env_kwargs, "subset": "test"}, 50)
     result = evaluate_policy(agent.policy(), test)
     agent.close()
     test.close()
@@ -53,18 +58,28 @@ def test_reinforce_learns_to_classify_and_to_look_at_the_core(random_focus: floa
     fast = {"n_envs": 32, "location_lr_scale": 1.0}
     untrained = train_and_evaluate("reinforce", 0, **fast)
     result = train_and_evaluate("reinforce", 100_000, learning_rate=0.002, **fast)
-    assert result.accuracy >= 2 * CHANCE
+    assert result.accuracy >= 2.5 * CHANCE
     assert result.focus_accuracy >= 4 * random_focus
     # more than the saliency prior gives an untrained policy: the glimpses were learned
-    assert result.focus_accuracy >= untrained.focus_accuracy + 0.08
+    assert result.focus_accuracy >= untrained.focus_accuracy + 0.04
 
 
-def test_lstm_ppo_learns_from_the_reward_alone(random_focus: float) -> None:
-    untrained = train_and_evaluate("lstm_ppo", 0, n_envs=64)
-    result = train_and_evaluate("lstm_ppo", 100_000, n_envs=64, learning_rate=0.002)
-    assert result.accuracy >= 1.8 * CHANCE
+def test_reinforce_learns_the_five_class_64_dim_setting() -> None:
+    """The setting of issue 9 (it stayed at chance, 0.22, before the baseline was normalised and the
+    synthetic signal-to-noise made independent of D), shipped hyperparameters but a small network."""
+    setting = {"num_classes": 5, "feature_dim": 64, "train_clips_per_class": 40, "test_clips_per_class": 20}
+    result = train_and_evaluate("reinforce", 60_000, env_kwargs=setting)
+    assert result.accuracy >= 0.6  # chance 0.2
+
+
+def test_hybrid_lstm_ppo_learns_where_to_look_from_scratch(random_focus: float) -> None:
+    """No saliency prior: the untrained policy looks at random, so every bit of focus is learned by PPO."""
+    blind = {"n_envs": 64, "learning_rate": 0.002, "network": {"saliency_prior": 0.0}}
+    untrained = train_and_evaluate("lstm_ppo", 0, **blind)
+    result = train_and_evaluate("lstm_ppo", 100_000, **blind)
+    assert untrained.focus_accuracy <= 2 * random_focus
     assert result.focus_accuracy >= 4 * random_focus
-    assert result.focus_accuracy >= untrained.focus_accuracy + 0.08
+    assert result.accuracy >= 1.8 * CHANCE
 
 
 def test_oracle_glimpses_beat_mean_pooling() -> None:
@@ -72,3 +87,19 @@ def test_oracle_glimpses_beat_mean_pooling() -> None:
     mean_pool = train_and_evaluate("mean_pool", 40_000)
     assert oracle.accuracy >= 0.9
     assert oracle.accuracy >= mean_pool.accuracy + 0.2
+
+
+def test_sb3_ppo_learns_the_easy_rung_from_the_reward_alone() -> None:
+    """The ladder's easy rung with PPO's shipped hyperparameters (agents/hyperparams/ppo.yml), a small budget."""
+    rung = next(iter(envs.LADDER))
+    spec = resolve_algorithm("ppo")
+    params = load_hyperparams(spec.hyperparams_file, rung, envs.ENV_IDS)
+    agent = spec.build(rung, {}, params, n_envs=params["n_envs"], seed=0, device="cpu")
+    agent.learn(40_000, _Session())
+    test = make_vector_env(rung, {"subset": "test"}, 60)
+    result = evaluate_policy(agent.policy(), test)
+    agent.close()
+    test.close()
+    chance = 1 / envs.ladder.rung_config(rung).num_classes
+    assert result.n_clips == 120
+    assert result.accuracy >= 2 * chance, result.accuracy

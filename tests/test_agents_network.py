@@ -141,9 +141,9 @@ def test_evaluation_sweeps_every_test_clip_once() -> None:
     net = _net(use_cube=True)
     result = evaluate_policy(NetworkPolicy(net, "learned"), env)
     assert result.n_clips == 9 == env.unwrapped.num_clips
-    assert sorted(result.video_ids) == sorted(set(result.video_ids))
+    assert sorted(result.sweep.video_ids) == sorted(set(result.sweep.video_ids))
     assert result.glimpses_per_video == 5.0
-    assert result.accuracy == pytest.approx(float((result.predictions == result.labels).mean()))
+    assert result.accuracy == pytest.approx(float((result.sweep.predictions == result.sweep.labels).mean()))
     env.close()
 
 
@@ -237,6 +237,6 @@ def test_lstm_ppo_updates_the_policy_that_collected_the_batch() -> None:
     agent.learn(3 * 8 * 5, _Session())
     assert len(gaps) == 3 and max(gaps) < 1e-5
     seen = torch.cat([r.reshape(-1) for r in returns]).double()
-    assert float(agent.return_mean) == pytest.approx(float(seen.mean()), abs=1e-5)
-    assert float(agent.return_var) == pytest.approx(float(seen.var(unbiased=False)), abs=1e-4)
+    assert float(agent.return_moments.mean) == pytest.approx(float(seen.mean()), abs=1e-5)
+    assert float(agent.return_moments.var) == pytest.approx(float(seen.var(unbiased=False)), abs=1e-4)
     agent.close()

@@ -13,6 +13,7 @@ from conftest import TINY_SYNTHETIC
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
+import envs
 from envs import ENV_IDS
 
 MODES = ("cube", "glimpse")
@@ -193,3 +194,77 @@ def test_observations_are_copies(env_id: str, env_kwargs: dict) -> None:
     again, _ = env.reset(seed=0, options={"video_index": 0})
     np.testing.assert_array_equal(again["glimpse"], before)
     assert again["cube"].min() >= 0
+
+
+# ------------------------------------------------------------------------------------------------ ladder
+@pytest.mark.parametrize("rung", list(envs.LADDER))
+def test_ladder_rungs_are_registered_with_their_knobs(rung: str) -> None:
+    source = gym.make(rung).unwrapped.source
+    assert source.config == envs.ladder.rung_config(rung)
+    assert gym.make(rung, num_classes=3).unwrapped.source.num_classes == 3  # gym.make kwargs still override
+
+
+def test_ladder_rungs_get_harder_up_the_table() -> None:
+    configs = [envs.ladder.rung_config(r) for r in envs.LADDER]
+    for knob in ("num_classes", "feature_dim", "frames", "num_distractors", "noise"):
+        values = [getattr(c, knob) for c in configs]
+        assert values == sorted(values) and values[0] < values[-1], knob
+    assert [c.saliency for c in configs] == sorted((c.saliency for c in configs), reverse=True)
+    table = envs.ladder_table()
+    assert all(f"`{r}`" in table for r in envs.LADDER) and "25.0%" in table
+    assert table.replace("\n", "\n    ") in envs.GlimpseEnv.__doc__  # the env manual shows the same table
+
+
+def test_an_unknown_rung_is_an_error_listing_the_rungs() -> None:
+    with pytest.raises(ValueError, match="unknown ladder rung 'SyntheticGlimpse-Expert-v0'; the rungs are "
+                                         "SyntheticGlimpse-Easy-v0, SyntheticGlimpse-Medium-v0"):
+        envs.ladder.rung_config("SyntheticGlimpse-Expert-v0")
+
+
+# ------------------------------------------------------------------------------------------ class subsets
+def test_a_class_subset_of_a_store_is_relabelled_in_store_order(stores: dict) -> None:
+    root = str(stores["hmdb51"])
+    full = gym.make("HMDB51Glimpse-v0", data_root=root).unwrapped
+    sub = gym.make("HMDB51Glimpse-v0", data_root=root, classes=["action_2", "action_0"]).unwrapped
+    assert sub.class_names == ["action_0", "action_2"] and sub.action_space.nvec.tolist() == [49, 2]
+    full_labels = full.source.labels(np.arange(full.num_clips))
+    kept = np.isin(full_labels, [0, 2])
+    assert sub.num_clips == kept.sum()
+    np.testing.assert_array_equal(sub.source.labels(np.arange(sub.num_clips)), full_labels[kept] // 2)
+    np.testing.assert_array_equal(sub.source.cube(np.array([0]), np.array([1])),
+                                  full.source.cube(np.flatnonzero(kept)[:1], np.array([1])))
+    first = gym.make("HMDB51Glimpse-v0", data_root=root, max_classes=2).unwrapped
+    assert first.class_names == ["action_0", "action_1"]
+    _, info = sub.reset(seed=0, options={"video_index": sub.num_clips - 1})
+    assert info["label"] == 1
+
+
+def test_a_class_subset_drops_other_labels_of_multi_label_videos(stores: dict) -> None:
+    env = gym.make("ActivityNetGlimpse-v0", data_root=str(stores["activitynet"]), classes="cook,dance").unwrapped
+    assert env.class_names == ["cook", "dance"]
+    assert env.source.video_ids(np.arange(env.num_clips)).tolist() == ["v_a", "v_b"]  # v_c is swim only
+    assert env.source.label_set(1) == frozenset({1})  # v_b: dance (swim is not in the subset)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"classes": []}, "classes=\\[\\] is empty: name at least one class of the store at '.*' "
+                          "\\(it has action_0, action_1, action_2\\)"),
+        ({"classes": ["action_1", "kick"]}, "unknown class\\(es\\) 'kick' for the store at '.*'; it has action_0, "
+                                            "action_1, action_2"),
+        ({"max_classes": 5}, "max_classes=5 but the store at '.*' has 3 classes: pass max_classes=1..3 "
+                             "\\(classes: action_0, action_1, action_2\\)"),
+        ({"max_classes": 0}, "max_classes=0 but"),
+        ({"classes": ["action_1"], "max_classes": 1}, "give classes=\\[...\\] or max_classes=N, not both"),
+    ],
+)
+def test_a_bad_class_subset_is_a_one_line_error(stores: dict, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        gym.make("HMDB51Glimpse-v0", data_root=str(stores["hmdb51"]), **kwargs)
+    assert "\n" not in str(caught.value)
+
+
+def test_the_synthetic_benchmark_refuses_a_class_subset() -> None:
+    with pytest.raises(ValueError, match="the synthetic benchmark takes num_classes=N instead"):
+        gym.make("SyntheticGlimpse-Easy-v0", max_classes=2)

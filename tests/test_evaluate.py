@@ -18,8 +18,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import evaluate as E
-from agents.metrics import googlenet_flops_per_frame, measure_cost
+import evaluate
+from agents.evaluation.compare import compare, evaluate_splits
+from agents.evaluation.metrics import googlenet_flops_per_frame, measure_cost
+from agents.evaluation.report import Options, evaluate_run
+from agents.evaluation.run import EVAL_MD, IMAGES_DIR, RunError, load_run_policy, open_run
 from agents.network import GlimpseNetwork, NetworkConfig
 from agents.policy import NetworkPolicy
 from agents.runs import RunFolder
@@ -71,7 +74,7 @@ def evaluated(runs: dict[str, Path]) -> dict[str, dict]:
     """eval.json of every run, evaluated once through the CLI entry point."""
     out = {}
     for name, path in runs.items():
-        assert E.main([str(path), "--no-progress", "--n-envs", "3", "--maps", "2"]) == 0
+        assert evaluate.main([str(path), "--no-progress", "--n-envs", "3", "--maps", "2"]) == 0
         out[name] = json.loads((path / "eval.json").read_text())
     return out
 
@@ -83,7 +86,7 @@ def copy_run(run: Path, tmp_path: Path) -> Path:
 # ---------------------------------------------------------------------------------------------- metrics
 def independent_loop(run: Path, env_kwargs: dict[str, Any]) -> tuple[float, float, float]:
     """(accuracy, focus accuracy, paper reward) from the single env, one clip at a time."""
-    policy = E.load_run_policy(E.open_run(run), "cpu", 0)
+    policy = load_run_policy(open_run(run), "cpu", 0)
     env = gym.make("SyntheticGlimpse-v0", **{**env_kwargs, "subset": "test"})
     right, focus, rewards = [], [], []
     for clip in range(env.unwrapped.num_clips):
@@ -137,11 +140,11 @@ def test_per_class_and_confusion(evaluated) -> None:
 
 def test_episodes_subset_seed_and_report(runs, tmp_path) -> None:
     run = copy_run(runs["reinforce"], tmp_path)
-    opts = E.Options(episodes=7, seed=3, video=False, subset="train", **QUIET)
-    report = E.evaluate_run(E.open_run(run), opts)
+    opts = Options(episodes=7, seed=3, video=False, subset="train", **QUIET)
+    report = evaluate_run(open_run(run), opts)
     assert report["metrics"]["n_clips"] == 7 and report["settings"]["subset"] == "train"
-    assert not list((run / E.IMAGES_DIR).glob("attention_*"))  # --no-video: no frames rendered
-    text = (run / E.EVAL_MD).read_text()
+    assert not list((run / IMAGES_DIR).glob("attention_*"))  # --no-video: no frames rendered
+    text = (run / EVAL_MD).read_text()
     assert "top-1 accuracy" in text and "summed over the clip's steps" in text and "| class_00 |" in text
 
 
@@ -202,7 +205,7 @@ def test_attention_maps_have_the_expected_size_and_are_not_blank(runs, evaluated
 
 def test_attention_maps_over_the_real_video_frames(tmp_path) -> None:
     """A store whose index names a readable source video: frames come from the video, not a heat map."""
-    from agents.attention_maps import AttentionTrace, attention_map
+    from agents.evaluation.images import AttentionTrace, attention_map
     from envs.datasets import build
     from envs.render import FrameRenderer
     from envs.store import ClipRecord, write_store
@@ -227,7 +230,7 @@ def test_compare_three_runs_sorted_with_hparams(runs, evaluated, tmp_path) -> No
     root = tmp_path / "runs"
     copies = [Path(shutil.copytree(runs[k], root / runs[k].name)) for k in ("soft", "reinforce", "ppo")]
     (root / "notes.txt").write_text("not a run: plain files matched by runs/* are skipped")
-    assert E.main(["--compare", *map(str, sorted(root.iterdir())), "--no-progress"]) == 0
+    assert evaluate.main(["--compare", *map(str, sorted(root.iterdir())), "--no-progress"]) == 0
     rows = json.loads((root / "leaderboard.json").read_text())
     assert [r["status"] for r in rows] == ["ok"] * 3
     accuracies = [r["accuracy"] for r in rows]
@@ -264,6 +267,20 @@ def test_compare_three_runs_sorted_with_hparams(runs, evaluated, tmp_path) -> No
         assert "eval/per_class_accuracy/text_summary" in texts[run]
 
 
+def test_compare_groups_the_leaderboard_by_env_id(runs, evaluated, tmp_path) -> None:
+    rung = train_run(tmp_path / "rung", "reinforce", "SyntheticGlimpse-Easy-v0", dict(TINY), steps=96)
+    folders = [str(copy_run(runs[k], tmp_path)) for k in ("soft", "reinforce")] + [str(rung)]
+    rows = compare(folders, Options(**QUIET), out=tmp_path / "board")
+    assert [r["env"] for r in rows] == ["SyntheticGlimpse-Easy-v0", "SyntheticGlimpse-v0", "SyntheticGlimpse-v0"]
+    assert rows[1]["accuracy"] >= rows[2]["accuracy"]  # ranked within the env
+    assert rows[0]["chance"] == pytest.approx(1 / TINY["num_classes"])
+    text = (tmp_path / "board" / "leaderboard.md").read_text()
+    easy, top = text.index("### `SyntheticGlimpse-Easy-v0` (chance"), text.index("### `SyntheticGlimpse-v0` (chance")
+    assert easy < top
+    ranks = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ") and "__" in line]
+    assert ranks == ["1", "1", "2"]  # the ranking starts again in each env's table
+
+
 def test_compare_reports_a_failing_run_and_goes_on(runs, tmp_path) -> None:
     good = copy_run(runs["reinforce"], tmp_path)
     broken = copy_run(runs["oracle"], tmp_path)
@@ -271,7 +288,7 @@ def test_compare_reports_a_failing_run_and_goes_on(runs, tmp_path) -> None:
     (broken / "model.pt").write_bytes(b"not a checkpoint")
     not_a_run = tmp_path / "empty"
     not_a_run.mkdir()
-    rows = E.compare([str(broken), str(good), str(not_a_run)], E.Options(**QUIET), out=tmp_path / "board")
+    rows = compare([str(broken), str(good), str(not_a_run)], Options(**QUIET), out=tmp_path / "board")
     assert rows[0]["run"] == good.name and rows[0]["status"] == "ok"
     failed = {r["run"]: r["status"] for r in rows[1:]}
     assert "could not load the model" in failed[broken.name] and "no config.json" in failed[not_a_run.name]
@@ -284,17 +301,17 @@ def test_hmdb51_splits_report_each_and_the_mean(stores, tmp_path) -> None:
     root = tmp_path / "hmdb"
     folders = [train_run(root, "reinforce", "HMDB51Glimpse-v0", {"data_root": str(stores["hmdb51"]), "split": s},
                          steps=96) for s in (1, 2, 3)]
-    summary = E.evaluate_splits([str(f) for f in folders], [1, 2, 3], E.Options(**QUIET), out=None)
+    summary = evaluate_splits([str(f) for f in folders], [1, 2, 3], Options(**QUIET), out=None)
     accs = [summary["splits"][str(s)]["metrics"]["accuracy"] for s in (1, 2, 3)]
     assert summary["mean"]["accuracy"] == pytest.approx(np.mean(accs))
     assert "focus_accuracy" not in summary["mean"]  # no core annotation in HMDB-51
     assert (root / "splits.md").read_text().count("| top-1 accuracy |") == 1
-    with pytest.raises(E.RunError, match="no run for split"):
-        E.evaluate_splits([str(folders[0])], [1, 2], E.Options(**QUIET), out=None)
-    with pytest.raises(E.RunError, match="two runs for split 1"):
-        E.evaluate_splits([str(folders[0]), str(folders[0])], [1], E.Options(**QUIET), out=None)
-    with pytest.raises(E.RunError, match="trained on split 3, which is not among --split 1 2"):
-        E.evaluate_splits([str(f) for f in folders], [1, 2], E.Options(**QUIET), out=None)
+    with pytest.raises(RunError, match="no run for split"):
+        evaluate_splits([str(folders[0])], [1, 2], Options(**QUIET), out=None)
+    with pytest.raises(RunError, match="two runs for split 1"):
+        evaluate_splits([str(folders[0]), str(folders[0])], [1], Options(**QUIET), out=None)
+    with pytest.raises(RunError, match="trained on split 3, which is not among --split 1 2"):
+        evaluate_splits([str(f) for f in folders], [1, 2], Options(**QUIET), out=None)
 
 
 # ---------------------------------------------------------------------------------------------- ActivityNet
@@ -302,30 +319,30 @@ def test_activitynet_export_and_ground_truth(stores, tmp_path) -> None:
     run = train_run(tmp_path / "anet", "reinforce", "ActivityNetGlimpse-v0", {"data_root": str(stores["activitynet"])},
                     steps=48)
     export = tmp_path / "results.json"
-    report = E.evaluate_run(E.open_run(run), E.Options(export_activitynet=str(export), **QUIET))
+    report = evaluate_run(open_run(run), Options(export_activitynet=str(export), **QUIET))
     results = json.loads(export.read_text())
     assert set(results) == {"version", "results", "external_data"}
     assert set(results["results"]) == {"v_d", "v_e"}  # the validation videos
-    from agents.metrics import activitynet_classification
+    from agents.evaluation.metrics import activitynet_classification
 
     gt = {"v_d": ["cook", "dance"], "v_e": ["swim"]}
     assert report["metrics"]["mean_ap"] == pytest.approx(activitynet_classification(gt, results["results"]).mean_ap)
     annotations = tmp_path / "gt.json"
     annotations.write_text(json.dumps({"version": "1.3", "taxonomy": [], "database": {
         "v_d": {"subset": "training", "annotations": [{"label": "cook", "segment": [0, 1]}]}}}))
-    with pytest.raises(E.RunError, match="no labelled videos in subset 'validation'"):
-        E.evaluate_run(E.open_run(run), E.Options(activitynet_gt=str(annotations), **QUIET))
+    with pytest.raises(RunError, match="no labelled videos in subset 'validation'"):
+        evaluate_run(open_run(run), Options(activitynet_gt=str(annotations), **QUIET))
 
 
 # ---------------------------------------------------------------------------------------------- errors
 def test_error_not_a_run_folder(tmp_path, capsys) -> None:
-    assert E.main([str(tmp_path), "--no-progress"]) == 1
+    assert evaluate.main([str(tmp_path), "--no-progress"]) == 1
     assert "is not a run folder: it has no config.json" in capsys.readouterr().err
-    with pytest.raises(E.RunError, match="not a directory"):
-        E.open_run(tmp_path / "nothing")
+    with pytest.raises(RunError, match="not a directory"):
+        open_run(tmp_path / "nothing")
     (tmp_path / "config.json").write_text("{oops")
-    with pytest.raises(E.RunError, match="not valid JSON"):
-        E.open_run(tmp_path)
+    with pytest.raises(RunError, match="not valid JSON"):
+        open_run(tmp_path)
 
 
 def test_error_bad_arguments(runs, capsys) -> None:
@@ -336,21 +353,21 @@ def test_error_bad_arguments(runs, capsys) -> None:
                           (["--device", "gpu"], "--device 'gpu' is not a torch device"),
                           (["--device", "cuda:99"], "CUDA GPU")):
         with pytest.raises(SystemExit) as exit_info:
-            E.main([run, *argv])
+            evaluate.main([run, *argv])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_error_split_runs_that_do_not_fit(runs) -> None:
-    with pytest.raises(E.RunError, match="--split applies to HMDB51Glimpse-v0 runs"):
-        E.evaluate_splits([str(runs["reinforce"])], [1], E.Options(**QUIET), out=None)
+    with pytest.raises(RunError, match="--split applies to HMDB51Glimpse-v0 runs"):
+        evaluate_splits([str(runs["reinforce"])], [1], Options(**QUIET), out=None)
 
 
 def test_error_unknown_env(runs, tmp_path) -> None:
     run = copy_run(runs["reinforce"], tmp_path)
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "env_id": "NoSuchGlimpse-v0"}))
-    with pytest.raises(E.RunError, match="'NoSuchGlimpse-v0', which is not registered"):
-        E.evaluate_run(E.open_run(run), E.Options(**QUIET))
+    with pytest.raises(RunError, match="'NoSuchGlimpse-v0', which is not registered"):
+        evaluate_run(open_run(run), Options(**QUIET))
 
 
 def test_error_missing_store(runs, tmp_path) -> None:
@@ -358,8 +375,8 @@ def test_error_missing_store(runs, tmp_path) -> None:
     config = json.loads((run / "config.json").read_text())
     config.update(env_id="StoreGlimpse-v0", env_kwargs={"data_root": str(tmp_path / "gone")})
     (run / "config.json").write_text(json.dumps(config))
-    with pytest.raises(E.RunError, match="No feature store at"):
-        E.evaluate_run(E.open_run(run), E.Options(**QUIET))
+    with pytest.raises(RunError, match="No feature store at"):
+        evaluate_run(open_run(run), Options(**QUIET))
 
 
 def test_error_store_differs_from_training(tmp_path) -> None:
@@ -369,43 +386,43 @@ def test_error_store_differs_from_training(tmp_path) -> None:
                                                                      "observation_mode": "glimpse"}, steps=24)
     # a store with other classes: the model's class count disagrees
     other = export_synthetic_store(tmp_path / "other", SyntheticConfig(**dict(small, num_classes=3)))
-    with pytest.raises(E.RunError, match=r"differ from those run .* num_classes: the model takes 4, the env gives 3"):
-        E.evaluate_run(E.open_run(run), E.Options(data_root=str(other), **QUIET))
+    with pytest.raises(RunError, match=r"differ from those run .* num_classes: the model takes 4, the env gives 3"):
+        evaluate_run(open_run(run), Options(data_root=str(other), **QUIET))
     # other features of the same shape: caught through the data identity train_agent.py records
     config = json.loads((run / "config.json").read_text())
     trained_on = gym.make_vec("StoreGlimpse-v0", num_envs=1, vectorization_mode="vector_entry_point",
                               data_root=str(store), subset="test").unwrapped.source.identity()
     assert config["data"] == trained_on
-    assert E.evaluate_run(E.open_run(run), E.Options(video=False, **QUIET))["metrics"]["n_clips"] == 4
+    assert evaluate_run(open_run(run), Options(video=False, **QUIET))["metrics"]["n_clips"] == 4
     meta = json.loads((store / "meta.json").read_text())
     (store / "meta.json").write_text(json.dumps({**meta, "weights": "IMAGENET1K_V1"}))
-    with pytest.raises(E.RunError, match="weights: trained on 'synthetic', now 'IMAGENET1K_V1'"):
-        E.evaluate_run(E.open_run(run), E.Options(**QUIET))
+    with pytest.raises(RunError, match="weights: trained on 'synthetic', now 'IMAGENET1K_V1'"):
+        evaluate_run(open_run(run), Options(**QUIET))
     renamed = dict(small, num_classes=4)
     third = export_synthetic_store(tmp_path / "third", SyntheticConfig(**renamed))
     meta = json.loads((third / "meta.json").read_text())
     (third / "meta.json").write_text(json.dumps({**meta, "class_names": ["run", "jump", "sit", "eat"]}))
-    with pytest.raises(E.RunError, match="class_names: trained on 4 classes \\['class_00'"):
-        E.evaluate_run(E.open_run(run), E.Options(data_root=str(third), **QUIET))
+    with pytest.raises(RunError, match="class_names: trained on 4 classes \\['class_00'"):
+        evaluate_run(open_run(run), Options(data_root=str(third), **QUIET))
 
 
 def test_error_corrupt_checkpoint_and_missing_model(runs, tmp_path) -> None:
     run = copy_run(runs["reinforce"], tmp_path)
     data = (run / "model.pt").read_bytes()
     (run / "model.pt").write_bytes(data[: len(data) // 2])  # a torn save
-    with pytest.raises(E.RunError, match="could not load the model .* corrupt or incomplete"):
-        E.evaluate_run(E.open_run(run), E.Options(**QUIET))
+    with pytest.raises(RunError, match="could not load the model .* corrupt or incomplete"):
+        evaluate_run(open_run(run), Options(**QUIET))
     checkpoint = RunFolder(run).latest_checkpoint()
     assert checkpoint is not None
-    report = E.evaluate_run(E.open_run(run), E.Options(checkpoint=str(checkpoint), video=False, **QUIET))
+    report = evaluate_run(open_run(run), Options(checkpoint=str(checkpoint), video=False, **QUIET))
     assert report["metrics"]["n_clips"] == 20 and report["model"]["file"].startswith("checkpoints/")
     checkpoint.write_bytes(b"garbage")
-    with pytest.raises(E.RunError, match=f"could not load the model .* from '{checkpoint}'"):
-        E.evaluate_run(E.open_run(run), E.Options(checkpoint=str(checkpoint), **QUIET))
+    with pytest.raises(RunError, match=f"could not load the model .* from '{checkpoint}'"):
+        evaluate_run(open_run(run), Options(checkpoint=str(checkpoint), **QUIET))
     # without its final model a run is evaluated from its latest checkpoint; with neither, it is refused
     (run / "model.pt").unlink()
-    with pytest.raises(E.RunError, match="could not load the model"):
-        E.evaluate_run(E.open_run(run), E.Options(**QUIET))
+    with pytest.raises(RunError, match="could not load the model"):
+        evaluate_run(open_run(run), Options(**QUIET))
     checkpoint.unlink()
-    with pytest.raises(E.RunError, match="has no trained model to load"):
-        E.evaluate_run(E.open_run(run), E.Options(**QUIET))
+    with pytest.raises(RunError, match="has no trained model to load"):
+        evaluate_run(open_run(run), Options(**QUIET))

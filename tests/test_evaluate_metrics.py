@@ -1,4 +1,4 @@
-"""Pure scoring functions of evaluate.py (agents.metrics, agents.attention_maps): hand-worked cases, an
+"""Pure scoring functions of evaluate.py (agents.evaluation.metrics, agents.evaluation.images): hand-worked cases, an
 independent computation of ActivityNet mAP / Hit@k, FLOP formulas and chart images."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from agents import metrics as M
-from agents.attention_maps import Point, confusion_image, montage, scatter_plot, write_gif, write_png
+from agents.evaluation import metrics as M
+from agents.evaluation.images import Point, confusion_image, montage, scatter_plot, write_gif, write_png
 
 torch.set_num_threads(1)
 
@@ -93,7 +93,7 @@ def test_interpolated_ap_matches_the_official_loop() -> None:
 # ---------------------------------------------------------------------------------------------- independent mAP
 def independent_scores(gt: dict[str, list[str]], results: dict[str, list[dict]], k: int) -> tuple[float, float]:
     """mAP as the sum over true positives of (1 / positives) x (best precision at this rank or deeper), and
-    Hit@k by plain sorting: a different computation from agents.metrics."""
+    Hit@k by plain sorting: a different computation from agents.evaluation.metrics."""
     flat = [(v, e["label"], e["score"], i) for i, (v, e) in enumerate((v, e) for v, es in results.items() for e in es)]
     aps = []
     for label in sorted({lab for labs in gt.values() for lab in labs}):

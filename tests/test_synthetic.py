@@ -6,18 +6,71 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import pytest
 
+from envs.ladder import LADDER, calibration_failures, rung_config
 from envs.sources import StoreSource
 from envs.store import FeatureStore
 from envs.synthetic import SyntheticConfig, SyntheticSource, calibration_accuracies, export_synthetic_store
 
 
-def test_default_calibration() -> None:
+@pytest.fixture(scope="module")
+def ladder_calibration() -> dict[str, dict[str, float]]:
+    """Calibration accuracies of every rung of the ladder (the top one is the default benchmark)."""
+    return {rung: calibration_accuracies(rung_config(rung)) for rung in LADDER}
+
+
+def test_default_calibration(ladder_calibration: dict[str, dict[str, float]]) -> None:
     """DESIGN.md section 5: attention must matter, measured with a nearest-class-mean classifier."""
-    acc = calibration_accuracies(SyntheticConfig())
+    acc = ladder_calibration["SyntheticGlimpse-v0"]
+    assert rung_config("SyntheticGlimpse-v0") == SyntheticConfig()
     assert acc["oracle"] >= 0.90, acc
     assert acc["all_cells"] <= 0.60, acc
     assert acc["random"] <= 0.40, acc
+
+
+def core_found_by_matched_filter(config: SyntheticConfig, n: int = 300) -> float:
+    """Share of frames where the cell best matching the true signature (the ideal linear saliency detector,
+    knowing what a learned location head would have to learn) lies on the core."""
+    source = SyntheticSource(config, "train")
+    table, block = source._table, config.num_classes * config.noise_variants
+    signature = table[:block].mean(0) - table[block : 2 * block].mean(0)  # core rows minus distractor rows
+    rng = np.random.default_rng(0)
+    clips = rng.integers(0, source.num_clips, n)
+    frames = rng.integers(0, config.frames, n)
+    cells = source.cube(clips, frames).reshape(n, 49, -1)
+    std = cells.reshape(-1, cells.shape[-1]).std(0) + 1e-3
+    best = ((cells / std**2) @ signature).argmax(-1)
+    return float(source.core_mask(clips, frames).reshape(n, 49)[np.arange(n), best].mean())
+
+
+def test_the_core_stays_findable_at_every_feature_dim() -> None:
+    """The evidence and the signature keep their signal-to-noise ratio when D changes (issue 9: at D = 64
+    the core used to be findable in 16 % of frames, against 77 % at D = 1024), and the calibration holds."""
+    found = {d: core_found_by_matched_filter(SyntheticConfig(num_classes=10, feature_dim=d)) for d in (64, 256, 1024)}
+    assert min(found.values()) >= 0.6, found
+    assert max(found.values()) - min(found.values()) <= 0.25, found
+    acc = calibration_accuracies(SyntheticConfig(num_classes=10, feature_dim=64))
+    assert acc["oracle"] >= 0.90 and acc["all_cells"] <= 0.60 and acc["random"] <= 0.40, acc
+
+
+def test_ladder_calibration_holds(ladder_calibration: dict[str, dict[str, float]]) -> None:
+    """Oracle solves every rung; above the easiest the all-cells average is far below it; rungs get harder."""
+    assert calibration_failures(ladder_calibration) == []
+    easy = ladder_calibration["SyntheticGlimpse-Easy-v0"]
+    assert easy["oracle"] >= 0.95 and easy["all_cells"] >= 0.5  # the easy rung barely needs attention
+    accuracies = list(ladder_calibration.values())
+    assert [a["random"] for a in accuracies] == sorted((a["random"] for a in accuracies), reverse=True)
+
+
+def test_calibration_failures_name_what_breaks() -> None:
+    good = {"oracle": 1.0, "all_cells": 0.4, "random": 0.1}
+    flat = {"SyntheticGlimpse-Easy-v0": good, "SyntheticGlimpse-Medium-v0": {**good, "all_cells": 0.8}}
+    failures = calibration_failures(flat)
+    assert any("all cells 0.800 not 0.3 below oracle" in f for f in failures)
+    assert any("all_cells 0.800 above the rung below" in f for f in failures)
+    assert calibration_failures({"SyntheticGlimpse-Easy-v0": {**good, "oracle": 0.5}}) == [
+        "SyntheticGlimpse-Easy-v0: oracle 0.500 < 0.9"]
 
 
 def test_same_data_seed_same_features_and_other_seed_differs() -> None:

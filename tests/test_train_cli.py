@@ -86,15 +86,18 @@ def test_every_algorithm_trains_through_the_cli(algo: str, tmp_path: Path) -> No
         assert again.accuracy == pytest.approx(result["accuracy"])
 
 
-def test_rl_zoo3_trains_with_our_config(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo", "--env", "SyntheticGlimpse-v0",
+@pytest.mark.parametrize("env_id", ["SyntheticGlimpse-v0", "SyntheticGlimpse-Easy-v0"])
+def test_rl_zoo3_trains_with_our_config(env_id: str, tmp_path: Path) -> None:
+    # the top rung made tiny; the easy rung as registered (a ladder rung has its own zoo.yml entry)
+    tiny = [kv.replace("=", ":") for kv in TINY] if env_id == "SyntheticGlimpse-v0" else []
+    cmd = [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo", "--env", env_id,
            "--gym-packages", "envs", "--conf-file", str(ROOT / "agents/hyperparams/zoo.yml"), "-n", "240",
-           "--env-kwargs", *[kv.replace("=", ":") for kv in TINY], "-params", "n_envs:2", "n_steps:60",
+           *(["--env-kwargs", *tiny] if tiny else []), "-params", "n_envs:2", "n_steps:60",
            "batch_size:60", "n_epochs:1", "--eval-freq", "-1", "--seed", "0", "-f", str(tmp_path / "logs")]
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    models = list((tmp_path / "logs").rglob("SyntheticGlimpse-v0.zip"))
+    models = list((tmp_path / "logs").rglob(f"{env_id}.zip"))
     assert len(models) == 1
     from stable_baselines3 import PPO
 
@@ -121,6 +124,9 @@ def run_cli(args: list[str], logdir: Path, capsys: pytest.CaptureFixture[str]) -
         (["--env-kwargs", "frames=4", "frames=5"], "sets 'frames' twice"),
         (["--env-kwargs", "colour=red"], "cannot build SyntheticGlimpse-v0 with env kwargs {'colour': 'red'}"),
         (["--env", "Nope-v0"], "unknown env 'Nope-v0'"),
+        (["--env", "SyntheticGlimpse-Expert-v0"], "unknown env 'SyntheticGlimpse-Expert-v0'; registered glimpse envs: "
+                                                  "SyntheticGlimpse-Easy-v0, SyntheticGlimpse-Medium-v0, "
+                                                  "SyntheticGlimpse-Hard-v0, SyntheticGlimpse-v0"),
         (["--algo", "soft_attention", "--env-kwargs", "observation_mode=glimpse"], "observation_mode='cube'"),
         (["--n-envs", "0"], "--n-envs must be positive"),
         (["--device", "gpu"], "--device 'gpu' is not a torch device; use cpu, cuda or cuda:N"),
@@ -162,6 +168,25 @@ def test_oracle_needs_a_core_annotation(
                          f"data_root={str(stores['hmdb51'])!r}", "--total-timesteps", "50"], logdir, capsys)
     assert code == 2 and "ground-truth action core" in err
     assert not logdir.exists() or not any(logdir.iterdir())
+
+
+def test_a_class_subset_of_a_store_trains_through_the_cli(stores: dict[str, Path], tmp_path: Path) -> None:
+    hp = write_yaml(tmp_path / "hp.yml", OVERRIDES["reinforce"])
+    base = [sys.executable, str(ROOT / "train_agent.py"), "--algo", "reinforce", "--env", "HMDB51Glimpse-v0",
+            "--n-envs", "2", "--total-timesteps", "40", "--hyperparams", str(hp), "--threads", "1", "--no-progress",
+            "--logdir", str(tmp_path / "runs"), "--env-kwargs", f"data_root={stores['hmdb51']}"]
+    proc = subprocess.run([*base, "max_classes=2"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = only_run(tmp_path / "runs")
+    assert json.loads((run / "config.json").read_text())["env_kwargs"]["max_classes"] == 2
+    env = make_env_from_run(run, num_envs=1)
+    assert env.single_action_space.nvec.tolist() == [49, 2]  # evaluation rebuilds the same subset
+    env.close()
+    proc = subprocess.run([*base, "classes=['action_0','jump']"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "unknown class(es) 'jump'" in proc.stderr
+    assert "it has action_0, action_1, action_2" in proc.stderr
 
 
 def _small_hp(tmp_path: Path) -> Path:
@@ -237,3 +262,26 @@ def test_ctrl_c_writes_a_checkpoint_that_resume_continues_bit_for_bit(
     whole = _train(tmp_path, "whole", "reinforce", total, capsys)
     a, b = _state(whole), _state(run)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    ("algo", "params", "message"),
+    [
+        ("lstm_ppo", {"class_loss": "label"}, "class_loss: 'label'"),
+        ("reinforce", {"learning_rate": "fast"}, "learning_rate: 'fast'"),
+        ("reinforce", {"normalize_advantage": 1}, "normalize_advantage: 1"),
+        ("lstm_ppo", {"n_epochs": 2.5}, "n_epochs: 2.5"),
+        ("reinforce", {"network": {"hidden_size": "big"}}, "hidden_size: 'big'"),
+    ],
+)
+def test_hyperparameters_of_the_wrong_type_or_value_are_named(
+    algo: str, params: dict, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad value is one line naming the key, the value and what the key accepts; nothing is written."""
+    logdir = tmp_path / "runs"
+    hp = write_yaml(tmp_path / "hp.yml", params)
+    code, err = run_cli(["--algo", algo, "--hyperparams", str(hp)], logdir, capsys)
+    assert code == 2 and message in err
+    assert ("allowed values: cross_entropy, none" in err) if "class_loss" in params else ("must be" in err)
+    assert len(err.strip().splitlines()) == 1
+    assert not logdir.exists() or not any(logdir.iterdir())

@@ -1,4 +1,5 @@
-"""Images of an evaluation, drawn with OpenCV (no matplotlib): attention maps, confusion matrix, scatter plot.
+"""Images of an evaluation: attention maps (OpenCV, over the env's own frame drawing), and the confusion
+matrix and scatter plots (matplotlib, rendered off-screen).
 
 An *attention map* is the sequence of frames an agent watched (the paper's Fig. 2 and 3): per step the
 7 x 7 grid over the real video frame (or, without a readable video, a heat map of cell energy), the glimpse
@@ -17,6 +18,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from envs.render import CELL_PIXELS, HEADER_PIXELS, FrameRenderer
 
@@ -136,36 +140,36 @@ def write_gif(path: str | Path, frames: Sequence[np.ndarray], fps: float = 4.0) 
 
 
 # ---------------------------------------------------------------------------------------------- charts
-def _viridis(values: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] (any shape) -> RGB uint8 (..., 3)."""
-    scaled = np.clip(np.nan_to_num(values) * 255, 0, 255).astype(np.uint8)
-    return cv2.applyColorMap(scaled.reshape(-1, 1), cv2.COLORMAP_VIRIDIS).reshape(*values.shape, 3)[..., ::-1]
+def figure_image(figure: Figure) -> np.ndarray:
+    """A matplotlib figure rendered off-screen (Agg, no pyplot state) as an RGB uint8 image."""
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def confusion_image(cm: np.ndarray, class_names: Sequence[str], title: str = "confusion matrix") -> np.ndarray:
-    """Row-normalised confusion matrix (rows: true class, columns: predicted) as a colour image."""
+    """Row-normalised confusion matrix (rows: true class, columns: predicted) as an RGB image."""
     c = cm.shape[0]
-    cell = int(np.clip(560 // max(c, 1), 3, 48))
     rows = cm.sum(1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros(cm.shape, float), where=rows > 0)
-    labelled = cell >= 12
-    left = 8 + (min(14, max(len(n) for n in class_names)) * 7 if labelled else 0)
-    top, side = 34, c * cell
-    width = max(left + side + 16, 9 * len(title) + 16)
-    image = np.full((top + side + 24, width, 3), 255, np.uint8)
-    heat = cv2.resize(_viridis(norm), (side, side), interpolation=cv2.INTER_NEAREST)
-    image[top:top + side, left:left + side] = heat
-    cv2.putText(image, title, (8, 20), FONT, 0.5, BLACK, 1, cv2.LINE_AA)
-    cv2.putText(image, "predicted ->", (left, top + side + 17), FONT, 0.4, BLACK, 1, cv2.LINE_AA)
-    if labelled:
-        for i, name in enumerate(class_names):
-            cv2.putText(image, name[:14], (4, top + i * cell + cell // 2 + 4), FONT, 0.33, BLACK, 1, cv2.LINE_AA)
-            if cell >= 28:
-                value = f"{norm[i, i]:.2f}"[1:] if norm[i, i] < 1 else "1.0"
-                colour = BLACK if norm[i, i] > 0.6 else WHITE
-                cv2.putText(image, value, (left + i * cell + 3, top + i * cell + cell // 2 + 4), FONT, 0.33, colour,
-                            1, cv2.LINE_AA)
-    return image
+    side = float(np.clip(0.22 * c + 2.5, 4.0, 12.0))
+    figure = Figure(figsize=(side + 1.2, side), dpi=100, layout="constrained")
+    ax = figure.add_subplot()
+    shown = ax.imshow(norm, cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+    figure.colorbar(shown, ax=ax, shrink=0.8, label="share of the row")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if c <= 60:  # beyond that the names would overlap: indices only
+        names = [n[:14] for n in class_names]
+        size = 8 if c <= 20 else 5
+        ax.set_xticks(range(c), names, rotation=90, fontsize=size)
+        ax.set_yticks(range(c), names, fontsize=size)
+    if c <= 12:
+        for i in range(c):
+            ax.text(i, i, f"{norm[i, i]:.2f}", ha="center", va="center", fontsize=8,
+                    color="black" if norm[i, i] > 0.6 else "white")
+    return figure_image(figure)
 
 
 @dataclass
@@ -178,119 +182,50 @@ class Point:
     group: str = ""
 
 
-def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    step = 10 ** math.floor(math.log10(max((hi - lo) / n, 1e-12)))
-    for mult in (1, 2, 2.5, 5, 10):
-        if (hi - lo) / (step * mult) <= n:
-            step *= mult
-            break
-    start = math.ceil(lo / step) * step
-    return [start + i * step for i in range(int((hi - start) / step + 1e-9) + 1)]
-
-
-def _format(v: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(v) >= scale:
-            return f"{v / scale:g}{unit}"
-    return f"{v:g}"
-
-
-def _log_ticks(lo: float, hi: float) -> list[float]:
-    """Tick values between 10**lo and 10**hi: decades, plus 2x and 5x when the range is narrow."""
-    decades = range(math.floor(lo), math.ceil(hi) + 1)
-    for mults in ((1,), (1, 2, 5), (1, 1.5, 2, 3, 5, 7)):
-        ticks = [m * 10.0**e for e in decades for m in mults if lo <= math.log10(m * 10.0**e) <= hi]
-        if len(ticks) >= 3:
-            return ticks
-    return ticks
-
-
 def scatter_plot(points: Sequence[Point], x_label: str, y_label: str, title: str = "", log_x: bool = True,
                  y_range: tuple[float, float] | None = None, size: tuple[int, int] = (900, 560)) -> np.ndarray:
-    """A labelled scatter plot (log x axis by default) as an RGB image; colours by ``Point.group``.
-
-    Coinciding points share one label block; blocks go where they overlap no other block or point.
-    """
+    """A labelled scatter plot (log x axis by default) as an RGB image of ``size`` (width, height) pixels;
+    colours by ``Point.group``; points that coincide share one label block."""
     width, height = size
-    left, right, top, bottom = 80, 30, 44, 60
-    image = np.full((height, width, 3), 255, np.uint8)
+    figure = Figure(figsize=(width / 100, height / 100), dpi=100, layout="constrained")
+    ax = figure.add_subplot()
     pts = [p for p in points if math.isfinite(p.x) and math.isfinite(p.y) and (p.x > 0 or not log_x)]
-
+    groups = list(dict.fromkeys(p.group for p in pts))
+    colours = [PALETTE[groups.index(p.group) % len(PALETTE)] for p in pts]
+    for p, colour in zip(pts, colours, strict=True):
+        ax.scatter([p.x], [p.y], s=48, color=np.array(colour) / 255, edgecolors="black", linewidths=0.8, zorder=3)
     def fx(v: float) -> float:
         return math.log10(v) if log_x else v
 
-    if pts:
-        xs = [fx(p.x) for p in pts]
-        x_lo, x_hi = min(xs), max(xs)
-        pad = max(0.15 * (x_hi - x_lo), 0.25 if log_x else 1e-9 + 0.05 * abs(x_hi))
-        x_lo, x_hi = x_lo - pad, x_hi + pad
-    else:
-        x_lo, x_hi = 0.0, 1.0
-    y_lo, y_hi = y_range or (0.0, max(1.0, 1.1 * max((p.y for p in pts), default=1.0)))
-    margin = 0.05 * (y_hi - y_lo)  # points on the range's edges stay off the frame
+    def spread(values: list[float]) -> float:
+        return (max(values) - min(values)) or 1.0 if values else 1.0
 
-    def to_px(x: float, y: float) -> tuple[int, int]:
-        px = left + (x - x_lo) / (x_hi - x_lo) * (width - left - right)
-        py = height - bottom - (y - y_lo + margin) / (y_hi - y_lo + 2 * margin) * (height - top - bottom)
-        return round(px), round(py)
-
-    grey = (225, 225, 225)
-    for y in _nice_ticks(y_lo, y_hi):
-        _, py = to_px(x_lo, y)
-        cv2.line(image, (left, py), (width - right, py), grey, 1)
-        cv2.putText(image, f"{y:g}", (left - 40, py + 4), FONT, 0.4, BLACK, 1, cv2.LINE_AA)
-    for x in (_log_ticks(x_lo, x_hi) if log_x else _nice_ticks(x_lo, x_hi)):
-        px, _ = to_px(fx(x), y_lo)
-        cv2.line(image, (px, top), (px, height - bottom), grey, 1)
-        cv2.putText(image, _format(x), (px - 14, height - bottom + 18), FONT, 0.4, BLACK, 1, cv2.LINE_AA)
-    cv2.rectangle(image, (left, top), (width - right, height - bottom), BLACK, 1)
-    cv2.putText(image, x_label + (" (log scale)" if log_x else ""), (left, height - 18), FONT, 0.45, BLACK, 1,
-                cv2.LINE_AA)
-    cv2.putText(image, y_label, (8, top - 12), FONT, 0.45, BLACK, 1, cv2.LINE_AA)
-    if title:
-        cv2.putText(image, title, (left + 120, 22), FONT, 0.55, BLACK, 1, cv2.LINE_AA)
-    groups = list(dict.fromkeys(p.group for p in pts))
-    colours = [PALETTE[groups.index(p.group) % len(PALETTE)] for p in pts]
-    centres = [to_px(fx(p.x), p.y) for p in pts]
-    for colour, centre in zip(colours, centres, strict=True):
-        cv2.circle(image, centre, 6, colour, -1, cv2.LINE_AA)
-        cv2.circle(image, centre, 6, BLACK, 1, cv2.LINE_AA)
-    # Points that (nearly) coincide share one label block, a line per point in its colour.
-    clusters: list[list[int]] = []
-    for i, (x, y) in enumerate(centres):
-        home = next((c for c in clusters if abs(centres[c[0]][0] - x) <= 10 and abs(centres[c[0]][1] - y) <= 10), None)
+    x_span = spread([fx(p.x) for p in pts])
+    y_span = y_range[1] - y_range[0] if y_range is not None else spread([p.y for p in pts])
+    clusters: list[list[int]] = []  # points within ~3 % of the axes share one label block (no overlaps)
+    for i, p in enumerate(pts):
+        near = (c for c in clusters if abs(pts[c[0]].y - p.y) <= 0.03 * y_span
+                and abs(fx(pts[c[0]].x) - fx(p.x)) <= 0.03 * x_span)
+        home = next(near, None)
         if home is None:
             clusters.append([i])
         else:
             home.append(i)
-    taken: list[tuple[int, int, int, int]] = [(x - 7, y - 7, x + 7, y + 7) for x, y in centres]
-    line_h = 14
-    for cluster in sorted(clusters, key=lambda c: (centres[c[0]][1], centres[c[0]][0])):
-        cx, cy = centres[cluster[0]]
-        sizes = [cv2.getTextSize(pts[i].label, FONT, 0.4, 1)[0] for i in cluster]
-        block_w, block_h = max(w for w, _ in sizes), line_h * len(cluster)
-        own = {(x - 7, y - 7, x + 7, y + 7) for x, y in (centres[i] for i in cluster)}
-        offsets = [(dx, dy) for dy in range(-block_h // 2 - 4, -block_h - 15 * line_h, -line_h // 2)
-                   for dx in (10, -10 - block_w)]
-        offsets = [(10, -block_h // 2), (-10 - block_w, -block_h // 2), (10, 6), (-10 - block_w, 6), *offsets]
-        place = None
-        for dx, dy in offsets:
-            box = (cx + dx, cy + dy, cx + dx + block_w, cy + dy + block_h)
-            inside = left < box[0] and box[2] < width - right and top < box[1] and box[3] < height - bottom
-            clear = not any(b not in own and box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
-                            for b in taken)
-            if inside and clear:
-                place = box
-                break
-        if place is None:  # crowded: right of the point, kept in the frame
-            x0 = min(cx + 10, width - right - block_w - 2)
-            y0 = min(max(cy - block_h // 2, top + 2), height - bottom - block_h - 2)
-            place = (x0, y0, x0 + block_w, y0 + block_h)
-        taken.append(place)
-        if not (place[1] <= cy <= place[3] and place[0] - 12 <= cx <= place[2] + 12):
-            anchor = (place[0] if place[0] > cx else place[2], min(max(cy, place[1]), place[3]))
-            cv2.line(image, (cx, cy), anchor, (120, 120, 120), 1, cv2.LINE_AA)
+    for cluster in clusters:
+        first = pts[cluster[0]]
         for k, i in enumerate(cluster):
-            cv2.putText(image, pts[i].label, (place[0], place[1] + (k + 1) * line_h - 3), FONT, 0.4, colours[i], 1,
-                        cv2.LINE_AA)
-    return image
+            ax.annotate(pts[i].label, (first.x, first.y), xytext=(8, 4 - 11 * k), textcoords="offset points",
+                        fontsize=8, color=np.array(colours[i]) / 255, va="center")
+    if log_x:
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only: minor ones overlap
+    if y_range is not None:
+        margin = 0.05 * (y_range[1] - y_range[0])  # points on the range's edges stay off the frame
+        ax.set_ylim(y_range[0] - margin, y_range[1] + margin)
+    ax.margins(x=0.25)  # room for the labels right of the points
+    ax.grid(True, color="#e1e1e1", zorder=0)
+    ax.set_xlabel(x_label + (" (log scale)" if log_x else ""))
+    ax.set_ylabel(y_label)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return figure_image(figure)

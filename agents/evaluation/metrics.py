@@ -1,15 +1,15 @@
 """Scores of an evaluation, as pure functions: accuracy, ActivityNet mAP / Hit@k, confusion matrix, FLOPs.
 
 - Clip accuracy: a clip's prediction is the class with the highest *summed* softmax probability over its
-  steps (the paper's per-step softmax, summed); a multi-label clip (ActivityNet) counts as right when the
-  prediction is one of its labels.
+  steps (why summed: :mod:`agents.evaluation.sweep`); a multi-label clip (ActivityNet) counts as right when
+  the prediction is one of its labels.
 - ActivityNet untrimmed classification: :func:`activitynet_classification` computes mAP and Hit@k exactly
   as the fixed official evaluator (ActivityNet repository, ``Evaluation/eval_classification.py``) does,
   from the official JSON structures. Offline, no video is blocked (the official script downloads a list).
 - Compute: :func:`counting_flops` counts FLOPs with ``torch.utils.flop_counter.FlopCounterMode``;
   :func:`measure_cost` gives the attention model's FLOPs and the latency of one clip.
-- :func:`run_sweep` plays a policy deterministically on chosen clips of a batched vector env (lockstep
-  batches) and :func:`score` turns the result into all of the above (``evaluate.py`` is the CLI).
+- :func:`score` turns a :class:`~agents.evaluation.sweep.Sweep` (the one evaluation loop's result) into all of
+  the above.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from agents.evaluation.sweep import Sweep
 
 #: ``version`` field of exported ActivityNet results.
 ACTIVITYNET_VERSION = "VERSION 1.3"
@@ -284,68 +286,7 @@ def googlenet_flops_per_frame(input_size: int = 224) -> int:
     return int(counter.get_total_flops())
 
 
-# ---------------------------------------------------------------------------------------------- evaluation sweep
-@dataclass
-class Sweep:
-    """Every evaluated clip's episode: per-clip arrays (N,) and per-step arrays (N, L)."""
-
-    clips: np.ndarray
-    video_ids: list[str]
-    labels: np.ndarray
-    label_sets: list[frozenset[int]]
-    class_scores: np.ndarray  # (N, C) mean per-step softmax probability
-    step_predictions: np.ndarray
-    locations: np.ndarray  # cell of the glimpse read at each step
-    on_core: np.ndarray  # 1/0, NaN without core annotation
-    returns: np.ndarray
-    seconds: float
-
-    @property
-    def predictions(self) -> np.ndarray:
-        return self.class_scores.argmax(1)
-
-
-def choose_clips(num_clips: int, episodes: int | None, seed: int) -> np.ndarray:
-    """All clips, or ``episodes`` of them drawn without replacement with ``seed`` (sorted)."""
-    if episodes is None or episodes >= num_clips:
-        return np.arange(num_clips)
-    if episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {episodes}")
-    return np.sort(np.random.default_rng(seed).choice(num_clips, episodes, replace=False))
-
-
-def run_sweep(env: Any, policy: Any, clips: np.ndarray, seed: int = 0, progress: bool = True, desc: str = "") -> Sweep:
-    """Run ``policy`` deterministically once on each clip, ``env.num_envs`` clips per lockstep batch (the last
-    batch is padded with repeats, which are dropped)."""
-    from tqdm import tqdm
-
-    from agents.rollout import collect_episodes
-
-    n, source = env.num_envs, env.unwrapped.source
-    parts: dict[str, list[Any]] = {k: [] for k in ("ids", "probs", "preds", "locs", "core", "ret")}
-    start_time = time.perf_counter()
-    with tqdm(total=len(clips), desc=desc or "clips", unit="clip", disable=not progress, leave=False) as bar:
-        for start in range(0, len(clips), n):
-            chunk = clips[start:start + n]
-            keep = len(chunk)
-            batch = collect_episodes(env, policy, seed=seed + start, options={"video_index": np.resize(chunk, n)},
-                                     deterministic=True, obs_keys=("location",))
-            parts["ids"].extend(batch.video_ids[:keep])
-            parts["probs"].append(batch.class_probs.double().mean(0)[:keep].numpy())
-            parts["preds"].append(batch.actions[:, :keep, 1].T.numpy())
-            parts["locs"].append(batch.obs["location"][:, :keep].T.numpy())
-            parts["core"].append(batch.on_core[:, :keep].T.double().numpy())
-            parts["ret"].append(batch.episode_returns[:keep].double().numpy())
-            bar.update(keep)
-    return Sweep(
-        clips=clips, video_ids=parts["ids"], labels=source.labels(clips),
-        label_sets=[source.label_set(int(c)) for c in clips], class_scores=np.concatenate(parts["probs"]),
-        step_predictions=np.concatenate(parts["preds"]), locations=np.concatenate(parts["locs"]),
-        on_core=np.concatenate(parts["core"]), returns=np.concatenate(parts["ret"]),
-        seconds=time.perf_counter() - start_time,
-    )
-
-
+# ---------------------------------------------------------------------------------------------- cost of a sweep
 def reads_cube(policy: Any, env: Any) -> bool:
     """Whether the policy reads every cell of the frames (the ``cube``) rather than its glimpses only."""
     if hasattr(policy, "reads_cube"):
@@ -416,8 +357,7 @@ def score(result: Sweep, source: Any, rules: Any, cube: bool,
     from envs.reward import paper_reward
 
     names, c = list(source.class_names), len(source.class_names)
-    preds = result.predictions
-    correct = np.array([int(p) in s for p, s in zip(preds.tolist(), result.label_sets, strict=True)])
+    preds, correct = result.predictions, result.correct
     n, steps = result.step_predictions.shape
     step_ok = source.is_correct(np.repeat(result.clips, steps), result.step_predictions.reshape(-1)).reshape(n, steps)
     n_pos = step_ok.sum(1)

@@ -1,0 +1,19 @@
+"""How a policy is scored: the home of evaluation (``evaluate.py`` is its command line).
+
+- :mod:`~agents.evaluation.sweep`: the one evaluation loop (:func:`run_sweep`, lockstep batches of whole
+  episodes) and the clip prediction rule (per-step softmax summed over the clip; why: its docstring);
+  :func:`evaluate_policy` is training's periodic test evaluation over the same loop.
+- :mod:`~agents.evaluation.metrics`: pure scores of a sweep: accuracy, top-k, confusion, per class, the
+  ActivityNet evaluator (mAP / Hit@k), cells read, FLOPs and latency (:func:`score`, :func:`measure_cost`).
+- :mod:`~agents.evaluation.run`: a run folder as evaluation sees it (config, policy, training log, data check).
+- :mod:`~agents.evaluation.report`: one run -> ``eval.json``, ``eval.md``, images, TensorBoard summaries.
+- :mod:`~agents.evaluation.compare`: many runs -> leaderboard and accuracy-vs-FLOPs plot; HMDB-51 splits.
+- :mod:`~agents.evaluation.images`: attention maps (OpenCV) and charts (matplotlib).
+
+Only the sweep is imported here (training needs it; the rest loads torch's FLOP counter, TensorBoard,
+matplotlib on first use).
+"""
+
+from agents.evaluation.sweep import AGGREGATION, EvalResult, Sweep, choose_clips, evaluate_policy, run_sweep
+
+__all__ = ["AGGREGATION", "EvalResult", "Sweep", "choose_clips", "evaluate_policy", "run_sweep"]

@@ -1,0 +1,160 @@
+"""The one evaluation loop: a policy plays chosen clips of a batched vector env deterministically, in lockstep
+batches, and every clip's episode is kept (:class:`Sweep`). Training's periodic test evaluation
+(:func:`evaluate_policy`) and ``evaluate.py`` both run it.
+
+**Clip prediction.** The policy outputs a softmax over the classes at every step (the paper's ``Y_t``, each
+step's prediction scored by eq. 7); the clip's prediction is the argmax of these probabilities *summed* over
+the clip's steps. The paper does not spell out the aggregation; it builds on the soft-attention model of
+Sharma et al. [11], whose code sums the per-step softmax, so we sum. The mean would give the same argmax and
+the same ranking of clips (every episode of an env has the same length), hence the same accuracy, top-k and
+mAP; the *scores* we report (``Sweep.class_scores``, the ActivityNet results JSON) are the sums divided by
+the number of steps, so that they are probabilities in [0, 1] as the official results format expects.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agents.policy import Policy
+from agents.rollout import collect_episodes
+
+AGGREGATION = "argmax of the per-step softmax class probabilities summed over the clip's steps"
+
+
+@dataclass
+class Sweep:
+    """Every evaluated clip's episode: per-clip arrays (N,) and per-step arrays (N, L)."""
+
+    clips: np.ndarray
+    video_ids: list[str]
+    labels: np.ndarray  # primary label
+    label_sets: list[frozenset[int]]
+    class_prob_sums: np.ndarray  # (N, C) per-step softmax probabilities summed over the clip's steps
+    step_predictions: np.ndarray
+    locations: np.ndarray  # cell of the glimpse read at each step
+    on_core: np.ndarray  # 1/0, NaN without core annotation
+    returns: np.ndarray
+    seconds: float
+
+    @property
+    def steps(self) -> int:
+        return int(self.step_predictions.shape[1])
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """The clip predictions (see the module docstring)."""
+        return self.class_prob_sums.argmax(1)
+
+    @property
+    def class_scores(self) -> np.ndarray:
+        """(N, C) class scores in [0, 1]: the summed probabilities / the number of steps (same ranking)."""
+        return self.class_prob_sums / self.steps
+
+    @property
+    def correct(self) -> np.ndarray:
+        """Whether each clip's prediction is one of its labels: bool (N,)."""
+        return np.array([int(p) in s for p, s in zip(self.predictions.tolist(), self.label_sets, strict=True)],
+                        dtype=bool)
+
+
+def choose_clips(num_clips: int, episodes: int | None, seed: int) -> np.ndarray:
+    """All clips, or ``episodes`` of them drawn without replacement with ``seed`` (sorted)."""
+    if episodes is None or episodes >= num_clips:
+        return np.arange(num_clips)
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    return np.sort(np.random.default_rng(seed).choice(num_clips, episodes, replace=False))
+
+
+def run_sweep(env: Any, policy: Any, clips: np.ndarray, seed: int = 0, progress: bool = False, desc: str = "",
+              deterministic: bool = True) -> Sweep:
+    """Run ``policy`` once on each of ``clips``, ``env.num_envs`` clips per lockstep batch via
+    ``reset(options={"video_index": ...})`` (the last batch is padded with repeats, which are dropped).
+
+    :param seed: reset seed of the first batch (batch starting at clip k gets ``seed + k``); the clip is fixed
+        by the index, the seed only matters to policies or envs that draw.
+    """
+    from tqdm import tqdm
+
+    if len(clips) == 0:
+        raise ValueError("the evaluation subset has no clips")
+    n, source = env.num_envs, env.unwrapped.source
+    parts: dict[str, list[Any]] = {k: [] for k in ("ids", "probs", "preds", "locs", "core", "ret")}
+    start_time = time.perf_counter()
+    with tqdm(total=len(clips), desc=desc or "clips", unit="clip", disable=not progress, leave=False) as bar:
+        for start in range(0, len(clips), n):
+            chunk = clips[start:start + n]
+            keep = len(chunk)
+            batch = collect_episodes(env, policy, seed=seed + start, options={"video_index": np.resize(chunk, n)},
+                                     deterministic=deterministic, obs_keys=("location",))
+            parts["ids"].extend(batch.video_ids[:keep])
+            parts["probs"].append(batch.class_probs.double().sum(0)[:keep].numpy())
+            parts["preds"].append(batch.actions[:, :keep, 1].T.numpy())
+            parts["locs"].append(batch.obs["location"][:, :keep].T.numpy())
+            parts["core"].append(batch.on_core[:, :keep].T.double().numpy())
+            parts["ret"].append(batch.episode_returns[:keep].double().numpy())
+            bar.update(keep)
+    clips = np.asarray(clips)
+    return Sweep(
+        clips=clips, video_ids=parts["ids"], labels=np.asarray(source.labels(clips)),
+        label_sets=[source.label_set(int(c)) for c in clips], class_prob_sums=np.concatenate(parts["probs"]),
+        step_predictions=np.concatenate(parts["preds"]), locations=np.concatenate(parts["locs"]),
+        on_core=np.concatenate(parts["core"]), returns=np.concatenate(parts["ret"]),
+        seconds=time.perf_counter() - start_time,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- training's view
+@dataclass
+class EvalResult:
+    """The scores training logs, over ``n_clips`` clips of one :class:`Sweep`.
+
+    ``accuracy``: the clip prediction (module docstring) is one of the clip's labels. ``focus_accuracy``:
+    fraction of the glimpses the agent saw that lay on the action core (NaN when the data has no core
+    annotation). ``mean_reward``: mean episode return. ``glimpses_per_video``: episode length.
+    ``last_step_accuracy``: the last step's prediction alone. ``sweep`` (every clip's episode) is left out of
+    :meth:`metrics`.
+    """
+
+    accuracy: float
+    focus_accuracy: float
+    mean_reward: float
+    glimpses_per_video: float
+    last_step_accuracy: float
+    n_clips: int
+    sweep: Sweep = field(repr=False)
+
+    def metrics(self) -> dict[str, float]:
+        return {k: v for k, v in asdict(self).items() if k != "sweep"}
+
+    @classmethod
+    def of(cls, sweep: Sweep) -> EvalResult:
+        last = np.array([int(p) in s for p, s in zip(sweep.step_predictions[:, -1].tolist(), sweep.label_sets,
+                                                     strict=True)])
+        focus = sweep.on_core
+        return cls(
+            accuracy=float(sweep.correct.mean()),
+            focus_accuracy=float(np.nanmean(focus)) if np.isfinite(focus).any() else float("nan"),
+            mean_reward=float(sweep.returns.mean()),
+            glimpses_per_video=float(sweep.steps),
+            last_step_accuracy=float(last.mean()),
+            n_clips=len(sweep.clips),
+            sweep=sweep,
+        )
+
+
+def evaluate_policy(policy: Policy, env: Any, *, max_clips: int | None = None, seed: int = 0,
+                    deterministic: bool = True) -> EvalResult:
+    """:func:`run_sweep` over clips ``0 .. N-1`` of ``env`` (a batched vector env whose sub-envs all read the
+    same subset) and the scores training logs.
+
+    :param max_clips: evaluate only the first ``max_clips`` clips (default: all ``num_clips``).
+    """
+    total = int(env.unwrapped.num_clips)
+    if max_clips is not None:
+        total = min(total, max_clips)
+    return EvalResult.of(run_sweep(env, policy, np.arange(total), seed, deterministic=deterministic))

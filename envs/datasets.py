@@ -97,6 +97,7 @@ def build(
     num_classes: int | None = None,
     classes: Sequence[str] | str | None = None,
     max_classes: int | None = None,
+    periphery_dim: int | None = None,
     **options: Any,
 ) -> tuple[FeatureSource, EpisodeRules]:
     """Source and rules for the keyword arguments of any glimpse environment id.
@@ -117,7 +118,6 @@ def build(
         )
     rule_kw = {k: v for k, v in options.items() if k in RULE_KNOBS}
     synthetic_kw = {k: v for k, v in options.items() if k in SYNTHETIC_KNOBS}
-    periphery_dim = rule_kw.pop("periphery_dim", None)
     dtype = rule_kw.get("observation_dtype", "float32")
     if dtype not in OBSERVATION_DTYPES:
         raise ValueError(f"unknown observation_dtype {dtype!r}; choose one of {', '.join(OBSERVATION_DTYPES)}")

@@ -187,6 +187,7 @@ class EpisodeAlgorithm(Algorithm):
             num_cells=s.num_cells,
             input_mode=self.input_mode,  # type: ignore[arg-type]
             use_cube=s.has_cube and self.location_rule == "learned" and self.content_attention,
+            periphery_dim=s.periphery_dim if self.location_rule == "learned" and self.content_attention else 0,
             glimpses_per_frame=s.glimpses_per_frame,
             detach_value=self.detach_value,
             **self.hp.network,
@@ -214,7 +215,8 @@ class EpisodeAlgorithm(Algorithm):
         """Observation entries the update needs (the cube is large: keep it only when it is read)."""
         cfg = self.network.config
         needs_cube = cfg.use_cube or cfg.input_mode != "glimpse"
-        return ("glimpse", "location", "progress", "cube") if needs_cube else ("glimpse", "location", "progress")
+        keys = ("glimpse", "location", "progress") + (("periphery",) if cfg.periphery_dim else ())
+        return (*keys, "cube") if needs_cube else keys
 
     def collect(self) -> EpisodeBatch:
         self.network.eval()
@@ -239,6 +241,8 @@ class EpisodeAlgorithm(Algorithm):
             cube = batch.obs.get("cube")
             stride = max(1, batch.length // 4)
             self.network.update_input_stats(cube[::stride] if cube is not None else batch.obs["glimpse"])
+            if "periphery" in batch.obs:
+                self.network.update_periphery_stats(batch.obs["periphery"][::stride])
             self.iteration += 1
             self.num_timesteps += batch.num_steps
             busy += time.perf_counter() - tic

@@ -57,6 +57,8 @@ class EnvShape:
     num_classes: int
     num_cells: int
     has_cube: bool
+    #: k of the ``periphery`` observation (0: the env has none).
+    periphery_dim: int
     glimpses_per_frame: int
 
     @classmethod
@@ -74,5 +76,6 @@ class EnvShape:
             num_classes=int(nvec[1]),
             num_cells=int(nvec[0]),
             has_cube="cube" in obs_space.spaces,
+            periphery_dim=int(obs_space["periphery"].shape[-1]) if "periphery" in obs_space.spaces else 0,
             glimpses_per_frame=int(env_kwargs.get("glimpses_per_frame", 1)),
         )

@@ -16,8 +16,12 @@ fixed-length episodes at once (training):
    - location head, the policy over the next glimpse's cell: ``logits_i = X_{t,i} . q(h_t) / sqrt(D)
      + p(h_t)_i``. With the whole frame observed (``observation_mode="cube"``) it scores every cell of the
      cube against a query computed from memory (content-based attention); without the cube only the
-     spatial term ``p(h_t)`` remains. ``saliency_prior`` initialises the query's bias to a positive
-     constant, so an untrained policy already prefers cells with more (standardised) activation, a
+     spatial term ``p(h_t)`` remains. With the peripheral view (``periphery``, k values per cell, see
+     ``envs.periphery``) a second content term scores every cell's standardised periphery vector against its
+     own query, ``P_{t,i} . q_p(h_t) / sqrt(k)``: a glimpse-mode agent sees where to look without reading the
+     cube, while its glimpse content still comes only from the cell it looked at. ``saliency_prior``
+     initialises the queries' biases to a positive constant, so an untrained policy already prefers cells
+     with more (standardised) activation, a
      bottom-up saliency cue; it is learned like every other parameter. Without it a REINFORCE agent can
      deadlock: the class head learns nothing from random glimpses, so the reward says nothing about
      where to look;
@@ -60,6 +64,7 @@ class NetworkConfig:
     :param detach_value: compute the value from ``h_t.detach()``.
     :param saliency_prior: initial bias of the location query (0: none; the paper has none).
     :param num_cells: K*K.
+    :param periphery_dim: k of the ``periphery`` observation the location head scores (0: none).
     """
 
     feature_dim: int
@@ -75,6 +80,7 @@ class NetworkConfig:
     detach_value: bool = False
     saliency_prior: float = 0.0
     num_cells: int = NUM_CELLS
+    periphery_dim: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -180,6 +186,12 @@ class GlimpseNetwork(nn.Module):
         self.progress_proj = nn.Linear(2, e, bias=False)
         self.lstm = nn.LSTM(e, h, num_layers=config.num_layers)
         self.query = nn.Linear(h, d) if config.use_cube else None
+        p = config.periphery_dim
+        self.periphery_query = nn.Linear(h, p) if p else None
+        if p:  # running per-value statistics of the periphery, like the cells' (learner-updated buffers)
+            self.register_buffer("periphery_mean", torch.zeros(p))
+            self.register_buffer("periphery_var", torch.ones(p))
+            self.register_buffer("periphery_count", torch.zeros((), dtype=torch.float64))
         self.spatial = nn.Linear(h, k)
         self.class_head = nn.Sequential(
             nn.Dropout(config.dropout),
@@ -190,12 +202,13 @@ class GlimpseNetwork(nn.Module):
         )
         self.value_head = nn.Linear(h, 1)
         # Start with a near-uniform location policy and a zero baseline.
-        for layer in (self.spatial, self.value_head, self.query):
+        for layer in (self.spatial, self.value_head, self.query, self.periphery_query):
             if layer is not None:
                 nn.init.normal_(layer.weight, std=0.01)
                 nn.init.zeros_(layer.bias)
-        if self.query is not None:
-            nn.init.constant_(self.query.bias, config.saliency_prior)
+        for query in (self.query, self.periphery_query):
+            if query is not None:
+                nn.init.constant_(query.bias, config.saliency_prior)
 
     def location_parameters(self) -> list[nn.Parameter]:
         """Parameters of the location head (what REINFORCE's term alone trains)."""
@@ -207,7 +220,7 @@ class GlimpseNetwork(nn.Module):
         parts = {
             "encoder": (self.feature_proj, self.feature_norm, self.where_proj, self.progress_proj),
             "memory": (self.lstm,),
-            "location": (self.spatial, self.query),
+            "location": (self.spatial, self.query, self.periphery_query),
             "class": (self.class_head,),
             "value": (self.value_head,),
         }
@@ -235,6 +248,11 @@ class GlimpseNetwork(nn.Module):
         """1 / per-channel standard deviation, (D,)."""
         return torch.rsqrt(self.input_var + 1e-6)
 
+    def update_periphery_stats(self, periphery: torch.Tensor) -> None:
+        """Fold periphery vectors (..., k) into their running mean and variance (no-op without a periphery)."""
+        if self.periphery_query is not None:
+            fold_moments(self.periphery_mean, self.periphery_var, self.periphery_count, periphery)
+
     # ------------------------------------------------------------------ parts
     def encode(self, x: torch.Tensor, w: torch.Tensor, progress: torch.Tensor) -> torch.Tensor:
         """Attended input (..., D), cell weights (..., K*K), progress (..., 2) -> g (..., E).
@@ -245,9 +263,22 @@ class GlimpseNetwork(nn.Module):
         g = self.feature_norm(self.feature_proj(x)) + self.where_proj(w) + self.progress_proj(progress)
         return torch.relu(g)
 
-    def location_logits(self, h: torch.Tensor, cube: torch.Tensor | None) -> torch.Tensor:
-        """Memory (..., H) and the current frame (..., K, K, D) or None -> logits (..., K*K)."""
+    def location_logits(
+        self, h: torch.Tensor, cube: torch.Tensor | None, periphery: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Memory (..., H), the current frame (..., K, K, D) or None and its periphery (..., K, K, k) or None
+        -> logits (..., K*K)."""
         logits = self.spatial(h)
+        if self.periphery_query is not None:
+            if periphery is None:
+                raise ValueError(
+                    f"this network scores the periphery (periphery_dim={self.config.periphery_dim}) but got no "
+                    "'periphery' observation: make the env with the same periphery_dim"
+                )
+            # As for the cube: the mean cancels in the softmax, the scale goes on the query.
+            qp = self.periphery_query(h) * torch.rsqrt(self.periphery_var + 1e-6)  # (..., k)
+            seen = torch.matmul(qp.unsqueeze(-2), _cells(periphery).transpose(-1, -2)).squeeze(-2)
+            logits = logits + seen / math.sqrt(self.config.periphery_dim)
         if self.query is not None:
             if cube is None:
                 raise ValueError("this network scores cube cells (use_cube=True) but got no 'cube' observation")
@@ -260,11 +291,13 @@ class GlimpseNetwork(nn.Module):
             logits = logits + content / math.sqrt(self.config.feature_dim)
         return logits
 
-    def heads(self, h: torch.Tensor, cube: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+    def heads(
+        self, h: torch.Tensor, cube: torch.Tensor | None, periphery: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
         """Memory (..., H) -> location logits (..., K*K), class logits (..., C), value (...)."""
         value_in = h.detach() if self.config.detach_value else h
         return (
-            self.location_logits(h, cube),
+            self.location_logits(h, cube, periphery),
             self.class_head(h),
             self.value_head(value_in).squeeze(-1),
         )
@@ -274,7 +307,8 @@ class GlimpseNetwork(nn.Module):
         self, obs: dict[str, torch.Tensor], state: NetState | None = None
     ) -> tuple[NetOutput, NetState]:
         """Run L steps. ``obs`` entries have leading dims (L, B): ``glimpse`` (L, B, D), ``location``
-        (L, B) int, ``progress`` (L, B, 2), ``cube`` (L, B, K, K, D) when present. ``state`` None means
+        (L, B) int, ``progress`` (L, B, 2), ``cube`` (L, B, K, K, D) and ``periphery`` (L, B, K, K, k) when
+        present. ``state`` None means
         the start of an episode. Hard-glimpse and mean modes run the LSTM over the whole sequence at once;
         soft attention depends on the previous step's output and loops over time."""
         progress = obs["progress"]
@@ -296,7 +330,7 @@ class GlimpseNetwork(nn.Module):
             x, w, frame_x, frame_w = self._frame_sums(obs, state)
         g = self.encode(x, w, progress)  # (L, B, E)
         out, (h_n, c_n) = self.lstm(g, (state.h, state.c))  # out: (L, B, H)
-        loc, cls, val = self.heads(out, cube)
+        loc, cls, val = self.heads(out, cube, obs.get("periphery"))
         new_state = NetState(h_n, c_n, frame_x, frame_w, state.next_weights)
         return NetOutput(loc, cls, val, w), new_state
 
@@ -326,13 +360,14 @@ class GlimpseNetwork(nn.Module):
         if cube is None:
             raise ValueError("input_mode='soft' needs the 'cube' observation (observation_mode='cube')")
         cells = _cells(cube)  # (L, B, K*K, D)
+        periphery = obs.get("periphery")
         h, c, w = state.h, state.c, state.next_weights
         outs: list[tuple[torch.Tensor, ...]] = []
         for t in range(cells.shape[0]):
             x = torch.matmul(w.unsqueeze(-2), cells[t]).squeeze(-2)  # (B, 1, K*K) @ (B, K*K, D) -> (B, D)
             g = self.encode(x, w, obs["progress"][t])
             top, (h, c) = self.lstm(g.unsqueeze(0), (h, c))  # top: (1, B, H)
-            loc, cls, val = self.heads(top[0], cube[t])
+            loc, cls, val = self.heads(top[0], cube[t], None if periphery is None else periphery[t])
             outs.append((loc, cls, val, w))
             w = torch.softmax(loc, dim=-1)
         loc, cls, val, ws = (torch.stack(z) for z in zip(*outs, strict=True))

@@ -17,8 +17,8 @@ import torch
 
 from agents.policy import NetworkPolicy, Policy
 
-# Observation keys stored for learning; "cube" only when the env emits it.
-OBS_KEYS = ("glimpse", "location", "progress", "cube")
+# Observation keys stored for learning; "periphery" and "cube" only when the env emits them.
+OBS_KEYS = ("glimpse", "location", "progress", "periphery", "cube")
 
 
 @dataclass

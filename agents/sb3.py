@@ -3,8 +3,10 @@
 - :class:`GlimpseExtractor`: a features extractor for the env's ``Dict`` observation. The cube goes through
   one linear projection shared by all cells (D -> ``cell_dim``), so the policy keeps *where* things are
   (the flattened per-cell features) at the cost of a D x ``cell_dim`` layer instead of a 49*D-wide one;
-  mean and max pooling of the cells summarise the frame. The glimpse gets its own projection; the location
-  (one-hot, from SB3's preprocessing) and progress are passed through.
+  mean and max pooling of the cells summarise the frame. The ``periphery`` (glimpse mode's k values per cell)
+  goes through its own shared per-cell projection the same way, so the policy can score cells from it without
+  the cube. The glimpse gets its own projection; the location (one-hot, from SB3's preprocessing) and progress
+  are passed through.
 - :class:`SB3Algorithm`: builds the model on a ``DummyVecEnv`` of monitored single envs (optionally
   ``VecNormalize`` for the observation features, ``normalize: true``), forwards SB3's log records to the
   run's TensorBoard writer and drives evaluation, checkpoints and Ctrl-C through a callback.
@@ -39,7 +41,7 @@ from agents.policy import Policy
 OWN_KEYS = ("policy", "normalize", "n_envs", "n_timesteps", "eval_every")
 #: constructor arguments we set ourselves
 RESERVED_ARGS = ("self", "policy", "env", "seed", "device", "verbose", "tensorboard_log", "_init_setup_model")
-FEATURE_KEYS = ("glimpse", "cube")
+FEATURE_KEYS = ("glimpse", "periphery", "cube")
 
 
 class UnsupportedActionSpaceError(ValueError):
@@ -50,26 +52,30 @@ class GlimpseExtractor(BaseFeaturesExtractor):
     """Features of the glimpse env's ``Dict`` observation. See the module docstring.
 
     :param glimpse_dim: width of the glimpse projection.
-    :param cell_dim: width of the per-cell cube projection (shared by all cells).
+    :param cell_dim: width of the per-cell cube (and periphery) projection (shared by all cells).
     """
 
     def __init__(self, observation_space: spaces.Dict, glimpse_dim: int = 128, cell_dim: int = 16) -> None:
         d = int(observation_space["glimpse"].shape[0])
         cells = int(observation_space["location"].n)
         has_cube = "cube" in observation_space.spaces
-        features = glimpse_dim + cells + 2 + ((cells + 2) * cell_dim if has_cube else 0)
+        k = int(observation_space["periphery"].shape[-1]) if "periphery" in observation_space.spaces else 0
+        per_frame = (cells + 2) * cell_dim  # every cell's projection, then their mean and max
+        features = glimpse_dim + cells + 2 + (per_frame if has_cube else 0) + (per_frame if k else 0)
         super().__init__(observation_space, features_dim=features)
         self.glimpse = nn.Sequential(nn.Linear(d, glimpse_dim), nn.ReLU())
         self.cell = nn.Sequential(nn.Linear(d, cell_dim), nn.ReLU()) if has_cube else None
+        self.periphery = nn.Sequential(nn.Linear(k, cell_dim), nn.ReLU()) if k else None
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         # SB3 one-hot encodes the Discrete location; from its rollout buffer it comes as (B, 1, K*K).
         location = observations["location"].reshape(observations["glimpse"].shape[0], -1)
         parts = [self.glimpse(observations["glimpse"]), location, observations["progress"]]
-        if self.cell is not None:
-            cube = observations["cube"]
-            cells = self.cell(cube.reshape(cube.shape[0], -1, cube.shape[-1]))  # (B, K*K, cell_dim)
-            parts += [cells.flatten(1), cells.mean(1), cells.amax(1)]
+        for key, layer in (("periphery", self.periphery), ("cube", self.cell)):
+            if layer is not None:
+                grid = observations[key]
+                cells = layer(grid.reshape(grid.shape[0], -1, grid.shape[-1]))  # (B, K*K, cell_dim)
+                parts += [cells.flatten(1), cells.mean(1), cells.amax(1)]
         return torch.cat(parts, dim=-1)
 
 

@@ -69,21 +69,27 @@ def train(algo: str, mode: str, args: argparse.Namespace) -> tuple[str, float, i
 
 
 def claim_check(rows: list[dict]) -> list[str]:
-    """The paper's claim, measured: hard attention (glimpse mode) vs soft attention."""
+    """The paper's claim, measured: hard attention (glimpse mode) vs soft attention, on accuracy, feature values
+    read and FLOPs (attention model alone, and with the CNN, which every policy on extracted features pays in
+    full per frame)."""
     ok = [r for r in rows if r["status"] == "ok"]
     soft = next((r for r in ok if r["algo"] == "soft_attention"), None)
-    hard = [r for r in ok if r["algo"] in HARD and r["obs"] == "glimpse"]
+    hard = [r for r in ok if r["algo"] in HARD and r["obs"] != "cube"]
     if soft is None or not hard:
         return ["claim check: needs a soft_attention run and a hard-attention run in glimpse mode"]
     lines = []
     for r in sorted(hard, key=lambda r: -r["accuracy"]):
         acc = r["accuracy"] / soft["accuracy"] if soft["accuracy"] else float("inf")
+        values = r["feature_values_read_per_clip"] / soft["feature_values_read_per_clip"]
         flops = r["attention_flops_per_clip"] / soft["attention_flops_per_clip"]
-        cells = r["cells_read_per_clip"] / soft["cells_read_per_clip"]
-        holds = acc >= 0.9 and flops <= 0.1 and cells <= 0.1
-        lines.append(f"{r['algo']} (glimpse): {acc:.0%} of soft_attention's accuracy "
-                     f"({100 * r['accuracy']:.1f}% vs {100 * soft['accuracy']:.1f}%), {flops:.3f}x its attention "
-                     f"FLOPs, {cells:.3f}x its cells read -> claim {'holds' if holds else 'does not hold'}")
+        total = ((r["attention_flops_per_clip"] + r["cnn_flops_per_clip"])
+                 / (soft["attention_flops_per_clip"] + soft["cnn_flops_per_clip"]))
+        reads = acc >= 0.9 and values <= 0.1
+        lines.append(f"{r['algo']} ({r['obs']}): {acc:.0%} of soft_attention's accuracy "
+                     f"({100 * r['accuracy']:.1f}% vs {100 * soft['accuracy']:.1f}%), {values:.3f}x its feature "
+                     f"values read, {flops:.2f}x its attention FLOPs, {total:.3f}x its FLOPs with the CNN -> "
+                     f">= 90 % of the accuracy at <= 1/10 of the values read {'holds' if reads else 'does not hold'}"
+                     f"; at <= 1/10 of the FLOPs {'holds' if acc >= 0.9 and total <= 0.1 else 'does not hold'}")
     return lines
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from envs.dynamics import OBSERVATION_DTYPES, EpisodeRules
+from envs.periphery import check_periphery_dim, default_periphery_dim
 from envs.sources import (
     ACTIVITYNET_SUBSET_ALIASES,
     DATASETS,
@@ -96,6 +97,7 @@ def build(
     num_classes: int | None = None,
     classes: Sequence[str] | str | None = None,
     max_classes: int | None = None,
+    periphery_dim: int | None = None,
     **options: Any,
 ) -> tuple[FeatureSource, EpisodeRules]:
     """Source and rules for the keyword arguments of any glimpse environment id.
@@ -128,7 +130,9 @@ def build(
                              "takes num_classes=N instead")
         shape = {k: v for k, v in (("frames", frames), ("feature_dim", feature_dim), ("num_classes", num_classes))
                  if v is not None}
-        source = SyntheticSource(SyntheticConfig(**shape, **synthetic_kw), subset, dtype)
+        config = SyntheticConfig(**shape, **synthetic_kw)
+        periphery_dim = resolve_periphery_dim(periphery_dim, rule_kw, config.feature_dim)
+        source = SyntheticSource(config, subset, dtype, periphery_dim)
     elif dataset in DATASETS:
         if synthetic_kw:
             raise TypeError(
@@ -142,7 +146,10 @@ def build(
         store = FeatureStore(resolve_data_root(dataset, data_root))
         if dataset == "hmdb51" and split is None:
             split = 1
-        source = StoreSource(store, subset, split, dtype, classes, max_classes)
+        if periphery_dim is None and store.periphery_dim is not None:
+            periphery_dim = store.periphery_dim if rule_kw.get("observation_mode", "cube") == "glimpse" else 0
+        periphery_dim = resolve_periphery_dim(periphery_dim, rule_kw, store.feature_dim)
+        source = StoreSource(store, subset, split, dtype, classes, max_classes, periphery_dim)
         expected = {"frames": frames, "feature_dim": feature_dim, "num_classes": num_classes}
         actual = {"frames": source.frames, "feature_dim": source.feature_dim, "num_classes": source.num_classes}
         wrong = {k: v for k, v in expected.items() if v is not None and v != actual[k]}
@@ -158,6 +165,17 @@ def build(
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     rules = EpisodeRules(
         frames=source.frames, grid=source.grid, feature_dim=source.feature_dim,
-        num_classes=source.num_classes, **rule_kw,
+        num_classes=source.num_classes, periphery_dim=periphery_dim, **rule_kw,
     )
     return source, rules
+
+
+def resolve_periphery_dim(periphery_dim: Any, rule_kw: dict[str, Any], feature_dim: int) -> int:
+    """The env argument ``periphery_dim`` (None: the default) as the k the episode rules take.
+
+    Default: ``default_periphery_dim(D)`` in glimpse mode (one cell plus the periphery), 0 in cube mode
+    (the cube already holds every cell); anything else is checked.
+    """
+    if periphery_dim is not None:
+        return check_periphery_dim(periphery_dim, feature_dim)
+    return default_periphery_dim(feature_dim) if rule_kw.get("observation_mode", "cube") == "glimpse" else 0

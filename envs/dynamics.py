@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from envs.periphery import check_periphery_dim
 from envs.reward import REWARD_MODES, step_reward
 from envs.sources import FeatureSource
 
@@ -39,6 +40,9 @@ class EpisodeRules:
     reward_positive: float = 1.0
     reward_negative: float = -1.0
     initial_location: str = "center"
+    #: k, values per cell of the ``periphery`` observation (0: none, the blind glimpse mode). ``build``
+    #: resolves the env argument's default (None) to ``default_periphery_dim(D)`` in glimpse mode, 0 in cube mode.
+    periphery_dim: int = 0
 
     def __post_init__(self) -> None:
         def choice(name: str, allowed: tuple[str, ...]) -> None:
@@ -55,6 +59,7 @@ class EpisodeRules:
             isinstance(self.glimpse_budget, int | np.integer) and self.glimpse_budget >= 1
         ):
             raise ValueError(f"glimpse_budget must be None (unlimited) or an integer >= 1, got {self.glimpse_budget!r}")
+        check_periphery_dim(self.periphery_dim, self.feature_dim)
         if not 0.0 <= self.eta <= 1.0:
             raise ValueError(f"eta must lie in [0, 1], got {self.eta!r}")
 
@@ -117,9 +122,16 @@ class EpisodeRules:
             "location": spaces.Discrete(self.num_cells),
             "progress": spaces.Box(0.0, 1.0, (2,), np.float32),
         }
+        if self.periphery_dim:
+            entries["periphery"] = spaces.Box(0.0, FEATURE_MAX, (self.grid, self.grid, self.periphery_dim), dtype)
         if self.observation_mode == "cube":
             entries["cube"] = spaces.Box(0.0, FEATURE_MAX, (self.grid, self.grid, self.feature_dim), dtype)
         return spaces.Dict(entries)
+
+    def values_read_per_step(self) -> int:
+        """Feature values one observation holds: the glimpse, plus the periphery, or the whole cube."""
+        cells = self.num_cells * self.feature_dim if self.observation_mode == "cube" else self.feature_dim
+        return cells + self.num_cells * self.periphery_dim
 
     def action_space(self) -> spaces.MultiDiscrete:
         return spaces.MultiDiscrete([self.num_cells, self.num_classes])
@@ -174,8 +186,13 @@ class EpisodeBatch:
         clips, location, steps = self.clip[idx], self.location[idx], self.steps[idx]
         frames = r.frame_of(steps)
         progress = np.stack(r.progress(steps), axis=-1).astype(np.float32)
-        glimpse, on_core = self.source.glimpse_on_core(clips, frames, location)
+        if r.periphery_dim:
+            glimpse, on_core, periphery = self.source.glimpse_on_core_periphery(clips, frames, location)
+        else:
+            glimpse, on_core = self.source.glimpse_on_core(clips, frames, location)
         obs = {"glimpse": glimpse, "location": location, "progress": progress}
+        if r.periphery_dim:
+            obs["periphery"] = periphery
         if r.observation_mode == "cube":
             obs["cube"] = self.source.cube(clips, frames)
         info: dict[str, np.ndarray] = {

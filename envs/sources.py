@@ -39,6 +39,8 @@ class FeatureSource(ABC):
     has_core: bool = False
     #: A short description used in error messages and ``repr``.
     description: str = ""
+    #: k, values per cell of the periphery this source serves (0: none; ``envs.periphery``).
+    periphery_dim: int = 0
 
     @property
     def num_classes(self) -> int:
@@ -75,6 +77,20 @@ class FeatureSource(ABC):
         mask = self.core_mask(clips, frames)
         on_core = None if mask is None else mask[np.arange(len(cells)), cells]
         return self.glimpse(clips, frames, cells), on_core
+
+    def periphery(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray:
+        """The peripheral view of whole frames (``envs.periphery``): (B, K, K, k)."""
+        raise NotImplementedError(f"{self.description} serves no periphery (periphery_dim=0)")
+
+    def glimpse_on_core_periphery(
+        self, clips: np.ndarray, frames: np.ndarray, cells: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """``glimpse_on_core(...)`` and the frames' ``periphery`` (sources may share work between them)."""
+        return (*self.glimpse_on_core(clips, frames, cells), self.periphery(clips, frames))
+
+    def one_periphery(self, clip: int, frame: int) -> np.ndarray:
+        """The periphery (K, K, k) of one frame."""
+        return self.periphery(np.array([clip]), np.array([frame]))[0]
 
     def source_video(self, clip: int) -> tuple[str, list[float]] | None:
         """Path of the clip's readable source video and its sampled timestamps (s), if known."""
@@ -140,6 +156,16 @@ CORRUPT_HINT = ("The feature store is corrupt: re-extract it with `python -m fea
                 "write non-finite features).")
 
 
+def check_periphery(values: np.ndarray, store: FeatureStore, clips: np.ndarray) -> np.ndarray:
+    """Raise ``InvalidFeaturesError`` (with the fix) if a store's periphery holds NaN or inf."""
+    if not np.isfinite(values).all():
+        raise InvalidFeaturesError(
+            f"NaN or inf in the periphery of the store at '{store.path}' (clips {clips.tolist()[:4]}): "
+            f"recompute it with `python -m feature_extractors add-periphery --store {store.path}`."
+        )
+    return values
+
+
 class StoreSource(FeatureSource):
     """The clips of one subset (and split) of a feature store on disk."""
 
@@ -151,9 +177,13 @@ class StoreSource(FeatureSource):
         dtype: np.dtype | type = np.float32,
         classes: Sequence[str] | str | None = None,
         max_classes: int | None = None,
+        periphery_dim: int = 0,
     ) -> None:
         self.store = store
         self.dtype = np.dtype(dtype)
+        self.periphery_dim = int(periphery_dim)
+        # Checked before anything else: an old store opened in glimpse mode says how to upgrade it.
+        self._periphery = store.open_periphery(self.periphery_dim) if self.periphery_dim else None
         splits = store.splits
         if splits:
             if split is None:
@@ -251,6 +281,18 @@ class StoreSource(FeatureSource):
     def cube(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray:
         unsigned = self.check_clips(clips)
         return widen(self.store.features[self._rows[clips], frames], self.dtype, unsigned)
+
+    def periphery(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray:
+        if self._periphery is None:
+            return super().periphery(clips, frames)
+        values = self._periphery[self._rows[clips], frames]
+        return check_periphery(values, self.store, clips).astype(self.dtype)
+
+    def one_periphery(self, clip: int, frame: int) -> np.ndarray:
+        if self._periphery is None:
+            return super().one_periphery(clip, frame)
+        values = self._periphery[self._rows[clip], frame]
+        return check_periphery(values, self.store, np.array([clip])).astype(self.dtype)
 
     def core_mask(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray | None:
         if self._core is None:

@@ -14,6 +14,9 @@ A store is a folder::
     failures.jsonl  rows that could not be extracted, with the reason (never counted as clips).
     core.npy        optional, bool (N, T, K*K): the ground-truth action core of each frame, where the
                     data has one (the exported synthetic benchmark), for focus accuracy.
+    periphery.npy   float16 (N, T, K, K, k): the peripheral view of every cell (``envs.periphery``),
+                    written with each clip; ``meta.json`` records its transform and k. Stores written
+                    before it existed get it with ``python -m feature_extractors add-periphery --store DIR``.
 
 Feature extraction (``python -m feature_extractors``) writes stores with ``StoreWriter``; the
 environments read them with ``FeatureStore``. Both live here so the format has one definition.
@@ -32,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from envs.periphery import PERIPHERY_TRANSFORM, default_periphery_dim, periphery
+
 FORMAT_VERSION = 1
 FEATURES_FILE = "features.npy"
 INDEX_FILE = "index.jsonl"
@@ -39,6 +44,10 @@ META_FILE = "meta.json"
 DONE_FILE = "done.jsonl"
 FAILURES_FILE = "failures.jsonl"
 CORE_FILE = "core.npy"
+PERIPHERY_FILE = "periphery.npy"
+#: ``meta.json`` key of the periphery's description; not part of the settings compared on resume (a store
+#: begun before the periphery existed resumes and gets one).
+PERIPHERY_KEY = "periphery"
 FEATURE_DTYPE = np.float16
 
 #: Names of the subsets a clip can belong to. HMDB-51 uses train/test/unused per split;
@@ -220,6 +229,56 @@ class FeatureStore:
                     "and meta.json disagree; re-extract the store or fix index.jsonl."
                 )
 
+    def add_periphery_hint(self) -> str:
+        return f"`python -m feature_extractors add-periphery --store {self.path}`"
+
+    def open_periphery(self, dim: int) -> np.ndarray:
+        """The memory-mapped periphery (N, T, K, K, dim), checked against the features and ``dim``.
+
+        Raises ``StoreNotFoundError`` (with the upgrade command) for a store without one and
+        ``StoreFormatError`` for a file of another shape, dtype or k. Never modifies the store.
+        """
+        file = self.path / PERIPHERY_FILE
+        described = self.meta.get(PERIPHERY_KEY)
+        if not file.exists() or described is None:
+            raise StoreNotFoundError(
+                f"the store at '{self.path}' has no peripheral view ({PERIPHERY_FILE}; it was written before "
+                f"the periphery existed): add it with {self.add_periphery_hint()}, or pass periphery_dim=0 "
+                "for the blind glimpse mode."
+            )
+        try:
+            values = np.load(file, mmap_mode="r")
+        except ValueError as exc:
+            raise StoreFormatError(
+                f"Store '{self.path}': {PERIPHERY_FILE} is unreadable ({exc}); recompute it with "
+                f"{self.add_periphery_hint()}."
+            ) from None
+        n, t, k = self.features.shape[:3]
+        if values.ndim != 5 or values.shape[:4] != (n, t, k, k) or values.dtype != FEATURE_DTYPE:
+            raise StoreFormatError(
+                f"Store '{self.path}': {PERIPHERY_FILE} is {values.dtype} {values.shape}; expected float16 "
+                f"({n}, {t}, {k}, {k}, k) beside features.npy. Recompute it with {self.add_periphery_hint()}."
+            )
+        if described.get("transform") != PERIPHERY_TRANSFORM or values.shape[4] != described.get("dim"):
+            raise StoreFormatError(
+                f"Store '{self.path}': {PERIPHERY_FILE} was made by {described.get('transform')!r} with "
+                f"k={described.get('dim')} (file k={values.shape[4]}); this toolkit reads {PERIPHERY_TRANSFORM!r}. "
+                f"Recompute it with {self.add_periphery_hint()}."
+            )
+        if values.shape[4] != dim:
+            raise StoreFormatError(
+                f"the store at '{self.path}' holds a periphery of k={values.shape[4]} values per cell, but "
+                f"periphery_dim={dim} was asked for: pass periphery_dim={values.shape[4]} (or leave it out), or "
+                f"recompute it with {self.add_periphery_hint()} --dim {dim}."
+            )
+        return values
+
+    @property
+    def periphery_dim(self) -> int | None:
+        """k of the store's periphery as ``meta.json`` records it (None: the store has none)."""
+        described = self.meta.get(PERIPHERY_KEY)
+        return None if described is None else int(described["dim"])
+
     @property
     def frames(self) -> int:
         return int(self.features.shape[1])
@@ -286,6 +345,19 @@ class StoreWriter:
             _drop_torn_tail(path / log)
         self.done = {int(r["row"]): r for r in _read_jsonl(path / DONE_FILE)}
         self.failed = {int(r["row"]): r for r in _read_jsonl(path / FAILURES_FILE)}
+        n, t, k, _, d = self.features.shape
+        if PERIPHERY_KEY not in meta or not (path / PERIPHERY_FILE).exists():
+            # A new store, or one begun before the periphery existed: give it one, filled for the rows done.
+            meta[PERIPHERY_KEY] = {"transform": PERIPHERY_TRANSFORM, "dim": default_periphery_dim(d, k * k)}
+            dim = meta[PERIPHERY_KEY]["dim"]
+            np.lib.format.open_memmap(path / PERIPHERY_FILE, mode="w+", dtype=FEATURE_DTYPE,
+                                      shape=(n, t, k, k, dim)).flush()
+            self.periphery = np.load(path / PERIPHERY_FILE, mmap_mode="r+")
+            for row in sorted(self.done):
+                self.periphery[row] = periphery(self.features[row], dim)
+            self.periphery.flush()
+            _write_json_atomic(path / META_FILE, meta)
+        self.periphery = np.load(path / PERIPHERY_FILE, mmap_mode="r+")
 
     @classmethod
     def open(
@@ -321,7 +393,7 @@ class StoreWriter:
         records = list(records)
         if (path / META_FILE).exists():
             old = json.loads((path / META_FILE).read_text())
-            old_cmp = {k: v for k, v in old.items() if k != "complete"}
+            old_cmp = {k: v for k, v in old.items() if k not in ("complete", PERIPHERY_KEY)}
             if old_cmp != json.loads(json.dumps(meta)):
                 diff = sorted(k for k in set(old_cmp) | set(meta) if old_cmp.get(k) != meta.get(k))
                 raise StoreFormatError(
@@ -363,7 +435,10 @@ class StoreWriter:
         if not np.isfinite(features).all():
             raise StoreFormatError(f"clip features of row {row} contain NaN or inf; not written")
         self.features[row] = features.astype(FEATURE_DTYPE, copy=False)
+        # From the stored float16 values, so that add-periphery on the same features gives the same file.
+        self.periphery[row] = periphery(self.features[row], self.periphery.shape[-1])
         self.features.flush()
+        self.periphery.flush()
         entry: dict[str, Any] = {"row": row}
         if valid_frames is not None:
             entry["valid_frames"] = int(valid_frames)
@@ -400,11 +475,46 @@ class StoreWriter:
 def remove_store(path: str | os.PathLike[str]) -> None:
     """Delete a store's own files (and its folder if that leaves it empty); other files are left alone."""
     path = Path(path)
-    for name in (FEATURES_FILE, INDEX_FILE, META_FILE, DONE_FILE, FAILURES_FILE, CORE_FILE):
+    for name in (FEATURES_FILE, INDEX_FILE, META_FILE, DONE_FILE, FAILURES_FILE, CORE_FILE, PERIPHERY_FILE):
         for file in (path / name, path / (name + ".tmp")):
             file.unlink(missing_ok=True)
     if path.is_dir() and not any(path.iterdir()):
         path.rmdir()
+
+
+def add_periphery(path: str | os.PathLike[str], dim: int | None = None, chunk: int = 64) -> Path:
+    """Compute a finished store's ``periphery.npy`` from its features (the upgrade of an old store).
+
+    ``dim`` defaults to ``default_periphery_dim(D)``. The file is written beside the store under a
+    temporary name and moved into place only when complete and finite, so a failure leaves the store as
+    it was. Returns the periphery file's path.
+    """
+    store = FeatureStore(path)
+    n, t, k, _, d = store.features.shape
+    dim = default_periphery_dim(d, k * k) if dim is None else int(dim)
+    if not 1 <= dim <= d:
+        raise StoreFormatError(
+            f"--dim must lie in [1, {d}] (the feature_dim of the store at '{store.path}'), got {dim}"
+        )
+    tmp = store.path / (PERIPHERY_FILE + ".tmp")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=FEATURE_DTYPE, shape=(n, t, k, k, dim))
+    try:
+        for start in range(0, n, chunk):
+            values = periphery(store.features[start:start + chunk], dim)
+            if not np.isfinite(values).all():
+                raise StoreFormatError(
+                    f"Store '{store.path}': features of rows {start}-{min(start + chunk, n) - 1} give a NaN or inf "
+                    "periphery (the features are corrupt); nothing was changed. Re-extract the store."
+                )
+            out[start:start + chunk] = values
+        out.flush()
+        del out
+        os.replace(tmp, store.path / PERIPHERY_FILE)
+    finally:
+        tmp.unlink(missing_ok=True)
+    store.meta[PERIPHERY_KEY] = {"transform": PERIPHERY_TRANSFORM, "dim": dim}
+    _write_json_atomic(store.path / META_FILE, store.meta)
+    return store.path / PERIPHERY_FILE
 
 
 def write_store(

@@ -1,4 +1,4 @@
-"""Command line: ``python -m feature_extractors {hmdb51,activitynet,videos,merge} ...``."""
+"""Command line: ``python -m feature_extractors {hmdb51,activitynet,videos,merge,add-periphery} ...``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agents.cluster import ClusterError
-from envs.store import StoreError, remove_store
+from envs.store import StoreError, add_periphery, remove_store
 
 from . import datasets
 from .backbone import IMAGENET_FILE, imagenet_weights_path
@@ -27,7 +27,9 @@ Turn videos into GoogLeNet feature stores for the glimpse environments.
 Every clip becomes T frames (default 30) resized to 224 x 224 and pushed through torchvision's GoogLeNet;
 the inception5b output (7 x 7 cells x 1024 channels) of each frame is stored as float16 in a feature
 store folder (features.npy, index.jsonl, meta.json) that HMDB51Glimpse-v0, ActivityNetGlimpse-v0 and
-StoreGlimpse-v0 read with data_root=<store>.
+StoreGlimpse-v0 read with data_root=<store>, with periphery.npy beside it: the peripheral view of every cell
+(channel-group means, envs/periphery.py) that glimpse-mode agents read instead of the cube. Stores written
+before it existed get it with `add-periphery`.
 
 Weights: --weights imagenet (default) needs torchvision's {IMAGENET_FILE} in
   {imagenet_weights_path()}
@@ -49,6 +51,8 @@ examples:
   python -m feature_extractors merge --out data/hmdb51 part0 part1 part2 part3
   # or one command over a Ray cluster (ray start --head on one machine, ray start --address=... on the others):
   python -m feature_extractors hmdb51 ... --out data/hmdb51 --ray HEAD:6379
+  # a store written before the periphery existed:
+  python -m feature_extractors add-periphery --store data/hmdb51
 """
 
 
@@ -177,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{hmdb51,activitynet,videos,merge}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{hmdb51,activitynet,videos,merge,add-periphery}"
+    )
 
     p = sub.add_parser(
         "hmdb51",
@@ -245,6 +251,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("shards", nargs="+", metavar="SHARD_STORE")
     p.add_argument("--out", required=True, metavar="STORE", help="merged store folder")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+    p = sub.add_parser(
+        "add-periphery",
+        help="compute the peripheral view (periphery.npy) of a finished store",
+        description="Compute periphery.npy (k channel-group means of every cell, envs/periphery.py) from the "
+        "store's features.npy, for stores written before extraction wrote it, or to change k. The file is "
+        "moved into place only when complete, so a failure leaves the store as it was.",
+        epilog="example: python -m feature_extractors add-periphery --store data/hmdb51",
+    )
+    p.add_argument("--store", required=True, metavar="STORE", help="the feature store folder")
+    p.add_argument("--dim", type=_positive_int, default=None, metavar="K",
+                   help="values per cell (default: the largest <= 64 keeping glimpse + periphery <= 1/10 of the cube)")
     return parser
 
 
@@ -272,6 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "merge":
             merge(args.shards, args.out, progress=args.progress)
+            return 0
+        if args.command == "add-periphery":
+            print(f"wrote {add_periphery(args.store, args.dim)}", file=sys.stderr)
             return 0
         clips = _clip_list(args)
         _print_report(clips)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from envs.store import ClipRecord, FeatureStore, StoreError, StoreWriter
+from envs.store import PERIPHERY_KEY, ClipRecord, FeatureStore, StoreError, StoreWriter
 
 from .errors import ExtractionError
 
@@ -29,6 +29,7 @@ _LAYOUT_KEYS = (
     "feature_dim",
     "subsets",
     "splits",
+    PERIPHERY_KEY,  # the writer computes the merged store's periphery itself
 )
 
 

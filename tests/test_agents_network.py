@@ -15,6 +15,7 @@ from agents.network import GlimpseNetwork, NetworkConfig
 from agents.policy import NetworkPolicy
 from agents.reinforce import Reinforce, ReinforceHyperparams
 from agents.rollout import collect_episodes
+from envs.periphery import default_periphery_dim
 
 torch.set_num_threads(1)
 
@@ -53,8 +54,12 @@ def _episodes(env_kwargs: dict, n: int = 4) -> dict[str, torch.Tensor]:
 def test_whole_sequence_equals_step_by_step(mode: str, env_kwargs: dict) -> None:
     """Training runs the network over whole episodes at once; rollouts step it. Same numbers."""
     obs = _episodes(env_kwargs)
-    net = _net(input_mode=mode, use_cube="cube" in obs, glimpses_per_frame=env_kwargs.get("glimpses_per_frame", 1))
+    periphery_dim = obs["periphery"].shape[-1] if "periphery" in obs else 0
+    net = _net(input_mode=mode, use_cube="cube" in obs, glimpses_per_frame=env_kwargs.get("glimpses_per_frame", 1),
+               periphery_dim=periphery_dim)
     net.update_input_stats(obs["glimpse"])
+    if periphery_dim:
+        net.update_periphery_stats(obs["periphery"])
     with torch.no_grad():
         whole, _ = net(obs)
         state, steps = None, []
@@ -106,6 +111,45 @@ def test_saliency_prior_prefers_strong_cells() -> None:
     assert _net(saliency_prior=2.0).location_logits(h, cube).argmax().item() == 2 * 7 + 5
     flat = torch.softmax(_net(saliency_prior=0.0).location_logits(h, cube), -1)
     assert flat.max() - flat.min() < 1e-2  # no prior: near uniform at initialisation
+
+
+def test_periphery_scorer_prefers_salient_cells_and_ignores_a_common_shift() -> None:
+    """Glimpse mode scores every cell from its periphery vector: a bright cell wins under the saliency prior,
+    and a per-value offset shared by all cells cannot move attention (the periphery is standardised)."""
+    periphery = torch.zeros(1, 7, 7, 4)
+    periphery[0, 6, 1] = 3.0
+    h = torch.zeros(1, 16)
+    net = _net(use_cube=False, periphery_dim=4, saliency_prior=2.0)
+    assert net.location_logits(h, None, periphery).argmax().item() == 6 * 7 + 1
+    net.update_periphery_stats(torch.rand(100, 4) * 3)
+    h = torch.randn(2, 16)
+    grid = torch.rand(2, 7, 7, 4)
+    p1 = torch.softmax(net.location_logits(h, None, grid), -1)
+    p2 = torch.softmax(net.location_logits(h, None, grid + torch.rand(4) * 5), -1)
+    assert torch.allclose(p1, p2, atol=1e-5)
+    assert not torch.allclose(p1, torch.softmax(net.location_logits(h, None, torch.rand(2, 7, 7, 4)), -1))
+    assert any(p is net.periphery_query.weight for p in net.location_parameters())
+    with pytest.raises(ValueError, match="no 'periphery' observation"):
+        net.location_logits(h, None, None)
+
+
+def test_agents_read_the_periphery_in_glimpse_mode_only_where_they_choose_cells() -> None:
+    kw = {**TINY, "observation_mode": "glimpse"}
+    hp = ReinforceHyperparams(
+        n_envs=4, n_timesteps=0, eval_every=0, learning_rate=0.01, weight_decay=0.0, max_grad_norm=0.0,
+        network=dict(NET), attention_penalty=0.0, reinforce_coef=1.0, baseline_coef=1.0, entropy_coef=0.0,
+        reward_scale=1.0, normalize_advantage=False,
+    )
+    agent = Reinforce(ENV, kw, hp, n_envs=4, seed=0)
+    k = default_periphery_dim(TINY["feature_dim"])  # 1 at D = 16: the tenth-of-the-cube budget
+    assert agent.network.config.periphery_dim == k and not agent.network.config.use_cube
+    assert "periphery" in agent.obs_keys() and "cube" not in agent.obs_keys()
+    batch = agent.collect()
+    assert batch.obs["periphery"].shape == (5, 4, 7, 7, k)
+    agent.close()
+    blind = Reinforce(ENV, {**kw, "periphery_dim": 0}, hp, n_envs=4, seed=0)
+    assert blind.network.config.periphery_dim == 0 and "periphery" not in blind.obs_keys()
+    blind.close()
 
 
 def test_cube_scorer_needs_the_cube() -> None:

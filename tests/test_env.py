@@ -15,24 +15,28 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
 from envs import ENV_IDS
+from envs.periphery import default_periphery_dim, periphery
 
 MODES = ("cube", "glimpse")
+#: (observation_mode, periphery_dim): the default of each mode, the blind glimpse mode, cube + periphery.
+VIEWS = (("cube", None), ("glimpse", None), ("glimpse", 0), ("cube", 1))
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("mode", "periphery_dim"), VIEWS)
 @pytest.mark.parametrize("env_id", list(ENV_IDS))
-def test_env_checkers_pass(env_id: str, mode: str, env_kwargs: dict) -> None:
-    env = gym.make(env_id, observation_mode=mode, render_mode="rgb_array", **env_kwargs[env_id])
+def test_env_checkers_pass(env_id: str, mode: str, periphery_dim: int | None, env_kwargs: dict) -> None:
+    kw = dict(env_kwargs[env_id], observation_mode=mode, periphery_dim=periphery_dim)
+    env = gym.make(env_id, render_mode="rgb_array", **kw)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         gym_check_env(env.unwrapped, skip_render_check=False)
-        sb3_check_env(gym.make(env_id, observation_mode=mode, **env_kwargs[env_id]), warn=True)
+        sb3_check_env(gym.make(env_id, **kw), warn=True)
     # Any checker warning is a failure, except SB3's guess that a 3-d Box is an image: the (K, K, D)
-    # cube is the contract, and our SB3 policies read it per cell, not as an image.
+    # cube and the (K, K, k) periphery are the contract, and our SB3 policies read them per cell.
     image_guess = ("is an image", "minimal resolution for an image")
     unexpected = [str(w.message) for w in caught if not any(g in str(w.message) for g in image_guess)]
     assert not unexpected
-    assert mode == "cube" or not caught
+    assert (mode, periphery_dim) != ("glimpse", 0) or not caught
 
 
 @pytest.mark.parametrize("env_id", list(ENV_IDS))
@@ -44,9 +48,34 @@ def test_spaces_follow_the_contract(env_id: str, env_kwargs: dict) -> None:
     assert env.observation_space["cube"].shape == (7, 7, src.feature_dim)
     assert env.observation_space["glimpse"].dtype == np.float32
     glimpse_only = gym.make(env_id, observation_mode="glimpse", observation_dtype="float16", **env_kwargs[env_id])
-    assert set(glimpse_only.observation_space.spaces) == {"glimpse", "location", "progress"}
+    assert set(glimpse_only.observation_space.spaces) == {"glimpse", "location", "progress", "periphery"}
+    k = default_periphery_dim(src.feature_dim)
+    assert glimpse_only.observation_space["periphery"].shape == (7, 7, k)
     obs, _ = glimpse_only.reset(seed=0)
-    assert obs["glimpse"].dtype == np.float16
+    assert obs["glimpse"].dtype == np.float16 and obs["periphery"].dtype == np.float16
+    blind = gym.make(env_id, observation_mode="glimpse", periphery_dim=0, **env_kwargs[env_id])
+    assert set(blind.observation_space.spaces) == {"glimpse", "location", "progress"}
+
+
+@pytest.mark.parametrize("env_id", list(ENV_IDS))
+def test_periphery_is_the_group_means_of_every_cell(env_id: str, env_kwargs: dict) -> None:
+    """One definition: the periphery is envs.periphery of the frame's cells, in the single and vector env."""
+    kw = dict(env_kwargs[env_id], observation_mode="cube", periphery_dim=1 if env_id != "SyntheticGlimpse-v0" else 3)
+    env = gym.make(env_id, **kw)
+    obs, _ = env.reset(seed=0)
+    for step in range(3):
+        expected = periphery(obs["cube"], kw["periphery_dim"])
+        np.testing.assert_allclose(obs["periphery"], expected, rtol=2e-3, atol=1e-3)
+        obs, *_ = env.step(np.array([step * 7, 0]))
+    vec = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point", **kw)
+    vobs, _ = vec.reset(seed=0)
+    np.testing.assert_array_equal(vobs["periphery"][0], env.reset(seed=0)[0]["periphery"])
+
+
+def test_periphery_dim_is_checked(env_kwargs: dict) -> None:
+    for bad in (-1, 17, 2.5, "8"):
+        with pytest.raises(ValueError, match=r"periphery_dim must be None \(the default size\), 0"):
+            gym.make("SyntheticGlimpse-v0", observation_mode="glimpse", periphery_dim=bad, **TINY_SYNTHETIC)
 
 
 def test_glimpse_is_the_cell_of_the_cube(env_kwargs: dict) -> None:

@@ -26,6 +26,7 @@ from agents.evaluation.run import EVAL_MD, IMAGES_DIR, RunError, load_run_policy
 from agents.network import GlimpseNetwork, NetworkConfig
 from agents.policy import NetworkPolicy
 from agents.runs import RunFolder
+from envs.periphery import default_periphery_dim
 from envs.render import CELL_PIXELS, HEADER_PIXELS
 from envs.synthetic import SyntheticConfig, export_synthetic_store
 
@@ -149,14 +150,22 @@ def test_episodes_subset_seed_and_report(runs, tmp_path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- compute
-def test_cells_read_and_flops_scale(evaluated) -> None:
-    soft, glimpse = evaluated["soft"]["metrics"], evaluated["reinforce"]["metrics"]
-    frames = TINY["frames"]
+def test_cost_account(evaluated) -> None:
+    """Values and bytes read per clip, and the whole CNN per frame for every policy (issue 10)."""
+    soft, glimpse, oracle = (evaluated[k]["metrics"] for k in ("soft", "reinforce", "oracle"))
+    frames, d, k = TINY["frames"], TINY["feature_dim"], default_periphery_dim(TINY["feature_dim"])
     assert soft["cells_read_per_clip"] == 49 * frames  # soft attention reads every cell of every frame
     assert glimpse["cells_read_per_clip"] == frames  # one glimpse per frame
-    ratio = soft["cnn_flops_per_clip"] / glimpse["cnn_flops_per_clip"]
-    assert ratio == pytest.approx(49)
-    assert glimpse["cnn_flops_per_clip"] == pytest.approx(frames * googlenet_flops_per_frame() / 49)
+    assert soft["feature_values_read_per_clip"] == 49 * frames * d and soft["share_of_cube_read"] == 1.0
+    # the learned glimpse agent reads its cells and the periphery; the oracle's fixed rule needs no periphery
+    assert glimpse["feature_values_read_per_clip"] == frames * (d + 49 * k)
+    assert oracle["feature_values_read_per_clip"] == frames * d
+    assert (evaluated["reinforce"]["reads"], evaluated["oracle"]["reads"], evaluated["soft"]["reads"]) == (
+        "glimpse + periphery", "glimpse", "cube")
+    assert glimpse["store_bytes_read_per_clip"] == 2 * glimpse["feature_values_read_per_clip"]  # float16
+    for m in (soft, glimpse, oracle):  # every policy on extracted features paid the whole CNN per frame
+        assert m["cnn_flops_per_frame"] == googlenet_flops_per_frame()
+        assert m["cnn_flops_per_clip"] == pytest.approx(frames * googlenet_flops_per_frame())
     assert soft["attention_flops_per_clip"] > glimpse["attention_flops_per_clip"] > 0
     assert glimpse["latency_ms_per_clip"] > 0
 
@@ -238,7 +247,9 @@ def test_compare_three_runs_sorted_with_hparams(runs, evaluated, tmp_path) -> No
     table = (root / "leaderboard.md").read_text().splitlines()
     body = [line for line in table if line.startswith("| ") and not line.startswith("| #")]
     assert len(body) == 3 and all(r["run"] in line for r, line in zip(rows, body, strict=True))
-    assert "attention FLOPs/clip" in table[2] and "cells read/clip" in table[2]
+    assert "attention FLOPs/clip" in table[2] and "values read/clip" in table[2] and "store bytes/clip" in table[2]
+    assert "whole GoogLeNet" in table[0]  # the CNN, stated once, is the same for every policy
+    assert {r["obs"] for r in rows} == {"cube", "glimpse + periphery"}
     plot = cv2.imread(str(root / "accuracy_vs_flops.png"))
     assert plot is not None and plot.std() > 10
     # the stored eval.json files were reused: nothing re-evaluated (one training and one evaluation log)

@@ -210,6 +210,44 @@ def test_googlenet_cost_per_frame() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- images
+# ---------------------------------------------------------------------------------------------- cost account
+def test_values_read_count_cells_periphery_and_cube_once_per_frame() -> None:
+    from envs.dynamics import EpisodeRules
+
+    rules = EpisodeRules(frames=3, grid=7, feature_dim=1024, num_classes=5, observation_mode="glimpse",
+                         periphery_dim=64, glimpses_per_frame=2)
+    # two clips, 3 frames x 2 glimpses; the second looks twice at the same cell in frame 0
+    locations = np.array([[0, 1, 2, 3, 4, 5], [7, 7, 8, 9, 10, 11]])
+    blind = M.values_read(locations, rules, cube=False, periphery=False)
+    np.testing.assert_array_equal(blind, [6 * 1024, 5 * 1024])
+    seen = M.values_read(locations, rules, cube=False, periphery=True)
+    np.testing.assert_array_equal(seen - blind, [3 * 49 * 64] * 2)
+    np.testing.assert_array_equal(M.values_read(locations, rules, cube=True, periphery=False), [3 * 49 * 1024] * 2)
+    # one cell (1,024 values) and the periphery (49 x 64) per frame: 8.3 % of the cube, within a tenth
+    one_glimpse = EpisodeRules(frames=3, grid=7, feature_dim=1024, num_classes=5, periphery_dim=64)
+    share = M.values_read(np.zeros((1, 3), int), one_glimpse, False, True) / (3 * 49 * 1024)
+    assert share[0] == pytest.approx((1024 + 49 * 64) / (49 * 1024)) and share[0] <= 0.1
+
+
+@pytest.mark.parametrize("periphery_dim", [4, 0])
+def test_reads_periphery_follows_the_network_and_the_env(periphery_dim: int) -> None:
+    import gymnasium as gym
+
+    from agents.network import GlimpseNetwork, NetworkConfig
+    from agents.policy import NetworkPolicy
+
+    tiny = {"num_classes": 3, "feature_dim": 64, "frames": 2, "train_clips_per_class": 1, "test_clips_per_class": 1}
+    env = gym.make_vec("SyntheticGlimpse-v0", num_envs=1, vectorization_mode="vector_entry_point",
+                       observation_mode="glimpse", **tiny)
+    net = GlimpseNetwork(NetworkConfig(feature_dim=64, num_classes=3, use_cube=False, periphery_dim=periphery_dim,
+                                       embed_dim=8, hidden_size=8, num_layers=1, class_hidden=8))
+    assert M.reads_periphery(NetworkPolicy(net, "learned"), env) is bool(periphery_dim)
+    blind = gym.make_vec("SyntheticGlimpse-v0", num_envs=1, vectorization_mode="vector_entry_point",
+                         observation_mode="glimpse", periphery_dim=0, **tiny)
+    assert not M.reads_periphery(object(), blind)  # nothing to read where the env serves no periphery
+    assert M.reads_periphery(object(), env)  # any other policy reads every entry it is given
+
+
 def test_chart_images(tmp_path) -> None:
     cm = np.array([[3, 1], [0, 4]])
     image = confusion_image(cm, ["run", "walk"])

@@ -17,6 +17,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from video_fixtures import make_all_datasets
 
+from envs.periphery import PERIPHERY_TRANSFORM, periphery
 from envs.store import FeatureStore, IncompleteStoreError, StoreFormatError, StoreWriter
 from feature_extractors import ExtractOptions, datasets, extract, merge
 from feature_extractors.cli import main
@@ -71,6 +72,7 @@ def list_store(data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
 def assert_same_store(a: Path, b: Path) -> None:
     """Byte-identical features, index and meta; the same failures."""
     assert (a / "features.npy").read_bytes() == (b / "features.npy").read_bytes()
+    assert (a / "periphery.npy").read_bytes() == (b / "periphery.npy").read_bytes()
     assert (a / "index.jsonl").read_text() == (b / "index.jsonl").read_text()
     assert json.loads((a / "meta.json").read_text()) == json.loads((b / "meta.json").read_text())
     failures = [sorted(json.dumps(f, sort_keys=True) for f in FeatureStore(s).failures) for s in (a, b)]
@@ -100,6 +102,10 @@ def test_hmdb51_store(hmdb_store: Path) -> None:
     assert not np.array_equal(store.features[row, 0], store.features[row, 1])  # different frames differ
     reasons = {f["video_id"]: f["reason"] for f in store.failures}
     assert "cannot open" in reasons["wave/wave_corrupt.avi"] and "empty" in reasons["wave/wave_empty.avi"]
+    # Extraction writes the peripheral view of every clip (k = 64 at D = 1024) beside the features.
+    assert store.meta["periphery"] == {"transform": PERIPHERY_TRANSFORM, "dim": 64}
+    expected = periphery(store.features[store.rows], 64).astype(np.float16)
+    np.testing.assert_array_equal(store.open_periphery(64)[store.rows], expected)
 
 
 def test_resume_after_interruption_equals_an_uninterrupted_run(

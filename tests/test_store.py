@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from store_fixtures import random_features
 
+from envs.periphery import PERIPHERY_TRANSFORM, default_periphery_dim, periphery
+from envs.sources import InvalidFeaturesError
 from envs.store import (
     DONE_FILE,
+    PERIPHERY_FILE,
     ClipRecord,
     FeatureStore,
     IncompleteStoreError,
     StoreFormatError,
+    StoreNotFoundError,
     StoreWriter,
+    add_periphery,
+    write_store,
 )
 
 RECORDS = [ClipRecord(f"v{i}", [i % 2], "train" if i < 3 else "test") for i in range(4)]
@@ -87,3 +97,101 @@ def test_non_finite_features_are_not_written(tmp_path: Path) -> None:
     with pytest.raises(StoreFormatError, match="shape"):
         writer.write_clip(0, random_features(1, frames=5)[0])
     assert writer.pending_rows() == [0, 1, 2, 3]
+
+
+# -- the peripheral view (envs/periphery.py) beside features.npy --------------------------------------------
+
+
+def _finished_store(path: Path) -> Path:
+    return write_store(path, random_features(4), RECORDS, ["a", "b"], settings={"weights": "random-init"})
+
+
+def test_writer_stores_the_periphery_of_every_clip(tmp_path: Path) -> None:
+    store = FeatureStore(_finished_store(tmp_path / "s"))
+    k = default_periphery_dim(8)
+    values = store.open_periphery(k)
+    assert values.shape == (4, 4, 7, 7, k) and values.dtype == np.float16
+    np.testing.assert_array_equal(values, periphery(store.features, k).astype(np.float16))
+    assert store.meta["periphery"] == {"transform": PERIPHERY_TRANSFORM, "dim": k}
+
+
+def _make_old(path: Path) -> None:
+    """What a store written before the periphery existed looks like."""
+    (path / PERIPHERY_FILE).unlink()
+    meta = json.loads((path / "meta.json").read_text())
+    del meta["periphery"]
+    (path / "meta.json").write_text(json.dumps(meta))
+
+
+def test_old_store_says_how_to_upgrade_and_the_command_upgrades_it(tmp_path: Path) -> None:
+    path = _finished_store(tmp_path / "s")
+    expected = np.load(path / PERIPHERY_FILE)
+    _make_old(path)
+    with pytest.raises(StoreNotFoundError) as err:
+        gym.make("StoreGlimpse-v0", data_root=str(path), observation_mode="glimpse")
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message
+    assert f"python -m feature_extractors add-periphery --store {path}" in message and "periphery_dim=0" in message
+    blind = gym.make("StoreGlimpse-v0", data_root=str(path), observation_mode="glimpse", periphery_dim=0)
+    assert "periphery" not in blind.reset(seed=0)[0]  # the blind mode still works on an old store
+    done = subprocess.run([sys.executable, "-m", "feature_extractors", "add-periphery", "--store", str(path)],
+                          capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(np.load(path / PERIPHERY_FILE), expected)
+    env = gym.make("StoreGlimpse-v0", data_root=str(path), observation_mode="glimpse")
+    assert env.reset(seed=0)[0]["periphery"].shape == (7, 7, default_periphery_dim(8))
+    add_periphery(path, dim=3)  # another k on request; the env then asks for that k
+    env = gym.make("StoreGlimpse-v0", data_root=str(path), observation_mode="glimpse")
+    assert env.reset(seed=0)[0]["periphery"].shape == (7, 7, 3)
+    with pytest.raises(StoreFormatError, match=r"holds a periphery of k=3 .* pass periphery_dim=3"):
+        FeatureStore(path).open_periphery(2)
+
+
+def test_resumed_old_extraction_gets_a_periphery_for_the_rows_done(tmp_path: Path) -> None:
+    features = random_features(4)
+    writer = _open(tmp_path / "s")
+    writer.write_clip(0, features[0])
+    _make_old(tmp_path / "s")  # begun before the periphery existed
+    writer = _open(tmp_path / "s")
+    for row in writer.pending_rows():
+        writer.write_clip(row, features[row])
+    writer.finalize()
+    store = FeatureStore(tmp_path / "s")
+    k = default_periphery_dim(8)
+    np.testing.assert_array_equal(store.open_periphery(k), periphery(store.features, k).astype(np.float16))
+
+
+def test_bad_periphery_is_a_one_line_error_and_the_store_is_untouched(tmp_path: Path) -> None:
+    path = _finished_store(tmp_path / "s")
+    k = default_periphery_dim(8)
+    np.save(path / PERIPHERY_FILE, np.zeros((4, 4, 7, 6, k), np.float16))  # wrong shape
+    before = {f.name: f.read_bytes() for f in path.iterdir()}
+    with pytest.raises(StoreFormatError) as err:
+        gym.make("StoreGlimpse-v0", data_root=str(path), observation_mode="glimpse")
+    assert "\n" not in str(err.value) and "(4, 4, 7, 7, k)" in str(err.value) and "add-periphery" in str(err.value)
+    assert {f.name: f.read_bytes() for f in path.iterdir()} == before
+    bad = periphery(FeatureStore(path).features, k).astype(np.float16)
+    bad[1, 2, 3, 4, 0] = np.nan
+    np.save(path / PERIPHERY_FILE, bad)
+    before = {f.name: f.read_bytes() for f in path.iterdir()}
+    env = gym.make_vec("StoreGlimpse-v0", num_envs=3, vectorization_mode="vector_entry_point", data_root=str(path),
+                       observation_mode="glimpse")
+    with pytest.raises(InvalidFeaturesError) as err:
+        for _ in range(5):
+            env.reset(seed=0, options={"video_index": [0, 1, 2]})
+            for _ in range(4):
+                env.step(np.zeros((3, 2), dtype=np.int64))
+    assert "\n" not in str(err.value) and "NaN or inf in the periphery" in str(err.value)
+    assert {f.name: f.read_bytes() for f in path.iterdir()} == before
+
+
+def test_add_periphery_refuses_non_finite_features_and_leaves_the_store(tmp_path: Path) -> None:
+    path = _finished_store(tmp_path / "s")
+    store = FeatureStore(path)
+    features = np.load(path / "features.npy", mmap_mode="r+")
+    features[2, 0, 0, 0, 0] = np.inf  # corrupted on disk after it was written
+    features.flush()
+    before = {f.name: f.read_bytes() for f in path.iterdir()}
+    with pytest.raises(StoreFormatError, match="nothing was changed"):
+        add_periphery(store.path)
+    assert {f.name: f.read_bytes() for f in path.iterdir()} == before

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from envs.ladder import LADDER, calibration_failures, rung_config
+from envs.periphery import default_periphery_dim
 from envs.sources import StoreSource
 from envs.store import FeatureStore
 from envs.synthetic import SyntheticConfig, SyntheticSource, calibration_accuracies, export_synthetic_store
@@ -27,6 +28,9 @@ def test_default_calibration(ladder_calibration: dict[str, dict[str, float]]) ->
     assert acc["oracle"] >= 0.90, acc
     assert acc["all_cells"] <= 0.60, acc
     assert acc["random"] <= 0.40, acc
+    # Issue 10: the default periphery alone does not classify, but the cell it marks as salient is the core.
+    assert acc["periphery"] <= 0.40, acc
+    assert acc["saliency"] >= 0.90 * acc["oracle"], acc
 
 
 def core_found_by_matched_filter(config: SyntheticConfig, n: int = 300) -> float:
@@ -124,9 +128,19 @@ def test_exported_store_serves_the_same_episodes(tmp_path: Path) -> None:
         frames = np.tile(np.arange(5), generated.num_clips)
         np.testing.assert_allclose(stored.cube(clips, frames), generated.cube(clips, frames), rtol=1e-3)
         np.testing.assert_array_equal(stored.core_mask(clips, frames), generated.core_mask(clips, frames))
+        k = default_periphery_dim(cfg.feature_dim)
+        with_periphery = SyntheticSource(cfg, subset, periphery_dim=k), StoreSource(store, subset, periphery_dim=k)
+        np.testing.assert_allclose(with_periphery[1].periphery(clips, frames),
+                                   with_periphery[0].periphery(clips, frames), rtol=2e-3, atol=1e-3)
     synthetic = gym.make("SyntheticGlimpse-v0", **{k: getattr(cfg, k) for k in
                                                    ("num_classes", "feature_dim", "frames", "train_clips_per_class",
                                                     "test_clips_per_class")})
     from_file = gym.make("StoreGlimpse-v0", data_root=str(path))
     a, b = synthetic.reset(seed=3), from_file.reset(seed=3)
     assert a[1]["video_id"] == b[1]["video_id"] and a[1]["on_core"] == b[1]["on_core"]
+    # Glimpse mode (periphery on by default) through the env ids: the store serves the synthetic periphery.
+    shape = {k: getattr(cfg, k) for k in ("num_classes", "feature_dim", "frames", "train_clips_per_class",
+                                          "test_clips_per_class")}
+    a = gym.make("SyntheticGlimpse-v0", observation_mode="glimpse", **shape).reset(seed=3)[0]
+    b = gym.make("StoreGlimpse-v0", data_root=str(path), observation_mode="glimpse").reset(seed=3)[0]
+    np.testing.assert_allclose(b["periphery"], a["periphery"], rtol=2e-3, atol=1e-3)

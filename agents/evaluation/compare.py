@@ -20,8 +20,9 @@ from agents.evaluation.sweep import AGGREGATION
 LEADERBOARD_COLUMNS = (
     ("run", "run", ""), ("algo", "algo", ""), ("obs", "obs", ""), ("accuracy", "accuracy", "pct"),
     ("top5_accuracy", "top-5", "pct"), ("mean_ap", "mAP", "pct"), ("focus_accuracy", "focus", "pct"),
-    ("glimpses_per_clip", "glimpses/clip", ""), ("cells_read_per_clip", "cells read/clip", ""),
-    ("attention_flops_per_clip", "attention FLOPs/clip", "flops"), ("cnn_flops_per_clip", "CNN FLOPs/clip", "flops"),
+    ("glimpses_per_clip", "glimpses/clip", ""), ("feature_values_read_per_clip", "values read/clip", "flops"),
+    ("share_of_cube_read", "of the cube", "pct"), ("store_bytes_read_per_clip", "store bytes/clip", "bytes"),
+    ("attention_flops_per_clip", "attention FLOPs/clip", "flops"),
     ("latency_ms_per_clip", "latency ms/clip", ""), ("steps_trained", "steps trained", "int"),
     ("wall_time_s", "wall time s", ""),
 )
@@ -48,7 +49,8 @@ def leaderboard_row(run_name: str, report: dict[str, Any] | None, error: str | N
         return {"run": run_name, "status": f"failed: {error}"}
     classes = len(report.get("per_class") or []) or None
     return {"run": run_name, "env": report["env_id"], "chance": 1 / classes if classes else None,
-            "algo": report["algo"], "obs": report["env_kwargs"].get("observation_mode", "cube"),
+            "algo": report["algo"],
+            "obs": report.get("reads") or report["env_kwargs"].get("observation_mode", "cube"),
             **report["metrics"], **report["training"], "status": "ok"}
 
 
@@ -110,7 +112,10 @@ def _common_parent(folders: Sequence[Path]) -> Path:
 def leaderboard_markdown(rows: Sequence[dict[str, Any]], sort_by: str = "accuracy") -> str:
     """One table per env id (a single table when all runs share one env), ranked within each."""
     head = ["#"] + [label for _, label, _ in LEADERBOARD_COLUMNS] + ["status"]
-    lines = [f"Leaderboard (sorted by {sort_by}; clip prediction = {AGGREGATION})."]
+    cnn = next((r["cnn_flops_per_frame"] for r in rows if r.get("cnn_flops_per_frame")), None)
+    cnn_line = ("" if cnn is None else f" CNN: every policy on extracted features has paid the whole GoogLeNet, "
+                f"{fmt(cnn, 'flops')}FLOP per frame it saw (one cell's receptive field covers most of the frame).")
+    lines = [f"Leaderboard (sorted by {sort_by}; clip prediction = {AGGREGATION}).{cnn_line}"]
     order = env_order(rows)
     for env in order:
         group = [r for r in rows if r.get("env") == env]
@@ -127,21 +132,21 @@ def leaderboard_markdown(rows: Sequence[dict[str, Any]], sort_by: str = "accurac
 
 
 def write_accuracy_vs_flops(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Two scatter plots side by side: accuracy vs attention-model FLOPs per clip, and vs those plus the CNN
-    share of the cells read (what a clip costs when features are computed only where the policy looks)."""
+    """Two scatter plots side by side: accuracy vs attention-model FLOPs per clip, and vs the feature values
+    read per clip (the CNN is the same for every policy, so it is not plotted)."""
     from agents.evaluation.images import Point, scatter_plot, write_png
 
     ok = [r for r in rows if r["status"] == "ok" and r.get("attention_flops_per_clip")]
     label = [f"{r['algo']} ({r['obs']})" for r in ok]
     attention = [Point(r["attention_flops_per_clip"], 100 * r["accuracy"], text, r["algo"])
                  for r, text in zip(ok, label, strict=True)]
-    total = [Point(r["attention_flops_per_clip"] + (r.get("cnn_flops_per_clip") or 0.0), 100 * r["accuracy"], text,
-                   r["algo"]) for r, text in zip(ok, label, strict=True)]
+    read = [Point(r.get("feature_values_read_per_clip") or 0.0, 100 * r["accuracy"], text, r["algo"])
+            for r, text in zip(ok, label, strict=True)]
     size = (720, 520)
     left = scatter_plot(attention, "attention-model FLOPs per clip", "accuracy (%)",
                         "accuracy vs attention-model FLOPs", y_range=(0.0, 100.0), size=size)
-    right = scatter_plot(total, "attention-model + CNN FLOPs per clip", "accuracy (%)",
-                         "accuracy vs FLOPs incl. CNN on cells read", y_range=(0.0, 100.0), size=size)
+    right = scatter_plot(read, "feature values read per clip", "accuracy (%)",
+                         "accuracy vs feature values read", y_range=(0.0, 100.0), size=size)
     return write_png(path, np.hstack([left, right]))
 
 

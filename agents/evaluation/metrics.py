@@ -287,6 +287,11 @@ def googlenet_flops_per_frame(input_size: int = 224) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- cost of a sweep
+# Every policy here works on stored GoogLeNet cubes, so each has paid the whole CNN for every frame it saw: an
+# inception5b cell's receptive field covers most of the 224 x 224 frame, so one cell cannot be computed for a
+# 49th of the network (FACTS.md: 56-86 % of a frame's FLOPs for a single cell). What hard attention saves is
+# the attention model's work (``measure_cost``) and the feature values it reads: per frame seen, the glimpsed
+# cells (D values each) plus the periphery (K*K x k values) where the policy reads it, or the whole cube.
 def reads_cube(policy: Any, env: Any) -> bool:
     """Whether the policy reads every cell of the frames (the ``cube``) rather than its glimpses only."""
     if hasattr(policy, "reads_cube"):
@@ -298,12 +303,53 @@ def reads_cube(policy: Any, env: Any) -> bool:
     return "cube" in env.single_observation_space.spaces
 
 
-def cells_read(result: Sweep, rules: Any, cube: bool) -> np.ndarray:
-    """Distinct (frame, cell) pairs each clip's policy read: (N,)."""
-    frames = np.asarray(rules.frame_of(np.arange(result.locations.shape[1])))
+def reads_periphery(policy: Any, env: Any) -> bool:
+    """Whether the policy reads the ``periphery`` observation (where the env serves one)."""
+    if "periphery" not in env.single_observation_space.spaces:
+        return False
+    if hasattr(policy, "reads_periphery"):
+        return bool(policy.reads_periphery)
+    cfg = getattr(getattr(policy, "network", None), "config", None)
+    if cfg is not None:
+        return bool(getattr(cfg, "periphery_dim", 0))
+    return True  # other policies (Stable-Baselines3's) read every observation entry they are given
+
+
+def frames_seen(steps: int, rules: Any) -> int:
+    """Distinct frames an episode of ``steps`` steps shows."""
+    return len(np.unique(np.asarray(rules.frame_of(np.arange(steps)))))
+
+
+def values_read(locations: np.ndarray, rules: Any, cube: bool, periphery: bool) -> np.ndarray:
+    """Feature values each clip's policy read, (N,), from the cells it looked at, ``locations`` (N, L): its
+    distinct cells x D, plus K*K x k per frame seen for the periphery."""
+    extra = frames_seen(locations.shape[1], rules) * rules.num_cells * rules.periphery_dim if periphery else 0
+    return cells_read(locations, rules, cube) * rules.feature_dim + extra
+
+
+def cost_metrics(result: Sweep, source: Any, rules: Any, cube: bool, periphery: bool) -> dict[str, float]:
+    """Per-clip cost entries of an evaluation: values and bytes read (as the float16 store holds them), the share
+    of the cube they are, and the CNN, charged in full for every frame seen (the same for every policy)."""
+    from envs.store import FEATURE_DTYPE
+
+    values = float(values_read(result.locations, rules, cube, periphery).mean())
+    frames = frames_seen(result.locations.shape[1], rules)
+    per_frame = float(googlenet_flops_per_frame(_input_size(source)))
+    return {
+        "feature_values_read_per_clip": values,
+        "share_of_cube_read": values / (frames * rules.num_cells * rules.feature_dim),
+        "store_bytes_read_per_clip": values * np.dtype(FEATURE_DTYPE).itemsize,
+        "cnn_flops_per_frame": per_frame,
+        "cnn_flops_per_clip": frames * per_frame,
+    }
+
+
+def cells_read(locations: np.ndarray, rules: Any, cube: bool) -> np.ndarray:
+    """Distinct (frame, cell) pairs each clip's policy read, (N,), from the cells it looked at (N, L)."""
+    frames = np.asarray(rules.frame_of(np.arange(locations.shape[1])))
     if cube:
-        return np.full(len(result.clips), len(np.unique(frames)) * rules.num_cells, dtype=np.float64)
-    pairs = frames[None, :] * rules.num_cells + result.locations
+        return np.full(len(locations), len(np.unique(frames)) * rules.num_cells, dtype=np.float64)
+    pairs = frames[None, :] * rules.num_cells + locations
     return np.array([len(np.unique(row)) for row in pairs], dtype=np.float64)
 
 
@@ -344,11 +390,14 @@ def measure_cost(env: Any, policy: Any, clip: int, seed: int = 0, repeats: int =
 
 
 def score(result: Sweep, source: Any, rules: Any, cube: bool,
-          ground_truth: Mapping[str, Iterable[str]] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(metrics, details) of a sweep: accuracy, top-5, mAP / Hit@3, focus, glimpses, cells read, reward.
+          ground_truth: Mapping[str, Iterable[str]] | None = None,
+          periphery: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metrics, details) of a sweep: accuracy, top-5, mAP / Hit@3, focus, glimpses, cells and values read,
+    reward, the cost account (:func:`cost_metrics`).
 
     :param source: the env's feature source; ``rules``: its episode rules (``env.unwrapped.source / .rules``).
     :param cube: whether the policy read whole frames (see :func:`reads_cube`).
+    :param periphery: whether it read the periphery (see :func:`reads_periphery`).
     :param ground_truth: ActivityNet-style ``video_id -> label names`` to score mAP / Hit@3 against (default:
         the source's labels of the evaluated clips).
     :return: details hold ``per_class`` rows, the ``confusion_matrix``, the ``activitynet_results`` (official
@@ -367,7 +416,7 @@ def score(result: Sweep, source: Any, rules: Any, cube: bool,
         ground_truth = {v: [names[k] for k in sorted(s)] for v, s in zip(result.video_ids, result.label_sets,
                                                                           strict=True)}
     anet = activitynet_classification(ground_truth, results["results"], top_k=3)
-    read = cells_read(result, rules, cube)
+    read = cells_read(result.locations, rules, cube)
     metrics: dict[str, Any] = {
         "accuracy": float(correct.mean()),
         "top5_accuracy": float(topk_correct(result.class_scores, result.label_sets, 5).mean()),
@@ -376,7 +425,7 @@ def score(result: Sweep, source: Any, rules: Any, cube: bool,
         "focus_accuracy": float(np.nanmean(result.on_core)) if np.isfinite(result.on_core).any() else None,
         "glimpses_per_clip": float(steps),
         "cells_read_per_clip": float(read.mean()),
-        "cnn_flops_per_clip": float(read.mean() * googlenet_flops_per_frame(_input_size(source)) / rules.num_cells),
+        **cost_metrics(result, source, rules, cube, periphery),
         "paper_reward": float(np.mean(reward)),
         "mean_return": float(result.returns.mean()),
         "step_accuracy": float(step_ok.mean()),

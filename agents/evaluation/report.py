@@ -27,7 +27,8 @@ from agents.evaluation.run import (
 )
 from agents.evaluation.sweep import AGGREGATION
 
-EVAL_FORMAT = 1
+#: 2: the cost account of issue 10 (values and bytes read, the whole CNN per frame; "reads").
+EVAL_FORMAT = 2
 #: Settings that must match for a stored eval.json to be reused by --compare.
 REUSE_KEYS = ("subset", "episodes", "seed", "data_root", "activitynet_gt", "checkpoint")
 
@@ -157,7 +158,7 @@ def evaluate_run(run: Run, opts: Options) -> dict[str, Any]:
     probe = make_env(run, opts, 1)
     num_clips = int(probe.unwrapped.num_clips)
     check_same_data(run, probe.unwrapped.source, policy)
-    cube = M.reads_cube(policy, probe)
+    cube, periphery = M.reads_cube(policy, probe), M.reads_periphery(policy, probe)
     probe.close()
     ground_truth = None
     if opts.activitynet_gt:
@@ -168,7 +169,7 @@ def evaluate_run(run: Run, opts: Options) -> dict[str, Any]:
     clips = choose_clips(num_clips, opts.episodes, opts.seed)
     env = make_env(run, opts, max(1, min(opts.n_envs, len(clips))))
     result = run_sweep(env, policy, clips, opts.seed, opts.progress, desc=run.name[:40])
-    metrics, details = M.score(result, env.unwrapped.source, env.unwrapped.rules, cube, ground_truth)
+    metrics, details = M.score(result, env.unwrapped.source, env.unwrapped.rules, cube, ground_truth, periphery)
     single = make_env(run, opts, 1)
     flops, latency = M.measure_cost(single, policy, int(clips[0]), opts.seed)
     single.close()
@@ -182,6 +183,7 @@ def evaluate_run(run: Run, opts: Options) -> dict[str, Any]:
         "algo": run.algo,
         "env_id": run.env_id,
         "env_kwargs": {**run.env_kwargs, "subset": opts.subset},
+        "reads": "cube" if cube else "glimpse + periphery" if periphery else "glimpse",
         "split": run.env_kwargs.get("split"),
         "settings": opts.reuse_key() | {"device": opts.device, "n_envs": opts.n_envs},
         "model": _model_record(run, model),
@@ -200,7 +202,13 @@ def evaluate_run(run: Run, opts: Options) -> dict[str, Any]:
                                    "whole cube" + (" (this one does)" if cube else " (this one reads glimpses only)"),
             "attention_flops_per_clip": "torch.utils.flop_counter.FlopCounterMode over the policy's act() calls "
                                         "for one clip (matrix products + elementwise products and sums)",
-            "cnn_flops_per_clip": "cells read x (GoogLeNet FLOPs to inception5b per frame / 49)",
+            "feature_values_read_per_clip": "feature values the policy read: distinct cells x D, plus 49 x k per "
+                                            "frame for the periphery" + (" (read)" if periphery else " (not read)"),
+            "store_bytes_read_per_clip": "those values in the store's float16 (2 bytes each)",
+            "share_of_cube_read": "feature values read / the values of the frames' whole cubes (49 x D per frame)",
+            "cnn_flops_per_frame": "GoogLeNet FLOPs to inception5b for one frame (torch.utils.flop_counter)",
+            "cnn_flops_per_clip": "the whole CNN for every frame seen: one cell's receptive field covers most of the "
+                                  "frame, so no policy on extracted features computes less",
             "latency_ms_per_clip": f"median wall time of one clip alone (batch 1, policy + env) on {opts.device}",
             "paper_reward": "eq. 7 with the env's eta, R+ and R- over every step's prediction",
         },
@@ -241,6 +249,8 @@ def fmt(value: Any, kind: str = "") -> str:
         return f"{100 * value:.1f}%"
     if kind == "flops":
         return _si(value)
+    if kind == "bytes":
+        return _si(value) + "B"
     if kind == "int":
         return f"{int(value):,}"
     if isinstance(value, float):
@@ -259,8 +269,12 @@ METRIC_ROWS = (("accuracy", "top-1 accuracy", "pct"), ("top5_accuracy", "top-5 a
                ("mean_ap", "mAP (ActivityNet evaluator)", "pct"), ("hit_at_3", "Hit@3", "pct"),
                ("focus_accuracy", "focus accuracy", "pct"), ("glimpses_per_clip", "glimpses per clip", ""),
                ("cells_read_per_clip", "cells read per clip", ""),
+               ("feature_values_read_per_clip", "feature values read per clip", "flops"),
+               ("share_of_cube_read", "share of the cube's values read", "pct"),
+               ("store_bytes_read_per_clip", "bytes read from the store per clip", "bytes"),
                ("attention_flops_per_clip", "attention-model FLOPs per clip", "flops"),
-               ("cnn_flops_per_clip", "CNN FLOPs per clip (cells read share)", "flops"),
+               ("cnn_flops_per_frame", "CNN FLOPs per frame (whole GoogLeNet, every policy)", "flops"),
+               ("cnn_flops_per_clip", "CNN FLOPs per clip (whole GoogLeNet per frame)", "flops"),
                ("latency_ms_per_clip", "latency per clip (ms)", ""), ("clips_per_second", "throughput (clips/s)", ""),
                ("paper_reward", "paper reward (eq. 7)", ""), ("mean_return", "mean env return", ""),
                ("step_accuracy", "per-step accuracy", "pct"), ("last_step_accuracy", "last-step accuracy", "pct"),

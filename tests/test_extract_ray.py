@@ -72,7 +72,7 @@ def test_killed_ray_driver_resumes_without_losing_or_redoing_clips(
     extract(clips, reference, OPTIONS)
     out = tmp_path / "ray"
     cmd = [sys.executable, "-m", "feature_extractors", "videos", "--list", str(video_list), "--out", str(out),
-           *CLI, "--ray"]
+           *CLI, "--ray", "--ray-threads", str(torch.get_num_threads())]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=marked_env(marker), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     done_file = out / "done.jsonl"
@@ -88,7 +88,7 @@ def test_killed_ray_driver_resumes_without_losing_or_redoing_clips(
     kill_marked(marker)
     done_before = {json.loads(line)["row"] for line in done_file.read_text().splitlines() if line.endswith("}")}
     assert 3 <= len(done_before) < LIST_CLIPS
-    summary = extract_on_ray(clips, out, OPTIONS)
+    summary = extract_on_ray(clips, out, OPTIONS, threads=torch.get_num_threads())
     assert summary.clips_done_before == len(done_before)
     assert summary.clips_done == LIST_CLIPS - len(done_before)  # nothing redone
     assert summary.clips_failed == 1
@@ -129,7 +129,9 @@ def test_killed_network_worker_is_restarted_and_nothing_is_lost(
     extract(clips, reference, OPTIONS)
     out = tmp_path / "ray"
     result: dict[str, object] = {}
-    worker = threading.Thread(target=lambda: result.update(summary=extract_on_ray(clips, out, OPTIONS)))
+    threads = torch.get_num_threads()
+    worker = threading.Thread(
+        target=lambda: result.update(summary=extract_on_ray(clips, out, OPTIONS, threads=threads)))
     worker.start()
     done_file, killed = out / "done.jsonl", []
     deadline = time.monotonic() + 300

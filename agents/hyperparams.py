@@ -16,7 +16,6 @@ what it accepts.
 from __future__ import annotations
 
 import copy
-import types
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from envs.datasets import accepts_type, describe_type
 from envs.ladder import lineage
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
@@ -104,42 +104,6 @@ def check_keys(given: Iterable[str], allowed: Iterable[str], where: str) -> None
         )
 
 
-def _accepts(annotation: Any, value: Any) -> bool:
-    """Whether ``value`` (from yaml) fits a dataclass field's type: bool is not a number here, an int is a
-    float, ``X | None`` also takes None, a ``dict[...]`` takes any mapping."""
-    if annotation is Any:
-        return True
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return any(_accepts(arg, value) for arg in typing.get_args(annotation))
-    if annotation is type(None):
-        return value is None
-    if annotation is bool:
-        return isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if annotation is str:
-        return isinstance(value, str)
-    if (origin or annotation) is dict:
-        return isinstance(value, Mapping)
-    return True
-
-
-def _type_name(annotation: Any) -> str:
-    args = typing.get_args(annotation)
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in args)
-    if annotation is type(None):
-        return "null"
-    if annotation is float:
-        return "a number"
-    if annotation is dict or typing.get_origin(annotation) is dict:
-        return "a mapping"
-    return {bool: "true or false", int: "an integer", str: "a string"}.get(annotation, str(annotation))
-
-
 def check_types(params: Mapping[str, Any], cls: type, where: str) -> None:
     """Raise :class:`HyperparamError` for a value that does not fit the type of ``cls``'s field of that name
     (a dataclass), or lies outside ``cls.CHOICES[key]`` where a key has a fixed set of values."""
@@ -150,7 +114,7 @@ def check_types(params: Mapping[str, Any], cls: type, where: str) -> None:
             raise HyperparamError(
                 f"hyperparameter {key}: {value!r} in {where} is not allowed; allowed values: {', '.join(choices[key])}"
             )
-        if key in hints and not _accepts(hints[key], value):
+        if key in hints and not accepts_type(hints[key], value):
             raise HyperparamError(
-                f"hyperparameter {key}: {value!r} in {where} must be {_type_name(hints[key])}"
+                f"hyperparameter {key}: {value!r} in {where} must be {describe_type(hints[key])}"
             )

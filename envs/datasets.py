@@ -29,11 +29,12 @@ SHAPE_KNOBS = ("frames", "grid", "feature_dim", "num_classes")
 RULE_KNOBS = tuple(f.name for f in fields(EpisodeRules) if f.name not in SHAPE_KNOBS)
 
 
-def _accepts(kind: Any, value: Any) -> bool:
-    """Whether ``value`` fits the annotation ``kind`` (ints for floats; bools never count as numbers)."""
+def accepts_type(kind: Any, value: Any) -> bool:
+    """Whether ``value`` fits the annotation ``kind`` (ints for floats; bools never count as numbers). The one
+    type rule for user-given values: env arguments here, hyperparameters in ``agents.hyperparams``."""
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
-        return any(_accepts(k, value) for k in typing.get_args(kind))
+        return any(accepts_type(k, value) for k in typing.get_args(kind))
     if kind is type(None):
         return value is None
     if kind is Any:
@@ -47,9 +48,10 @@ def _accepts(kind: Any, value: Any) -> bool:
     return isinstance(value, origin or kind)
 
 
-def _describe(kind: Any) -> str:
+def describe_type(kind: Any) -> str:
+    """``int | None`` -> "an int or None", for error messages."""
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
-        return " or ".join(_describe(k) for k in typing.get_args(kind))
+        return " or ".join(describe_type(k) for k in typing.get_args(kind))
     if kind is type(None):
         return "None"
     name = getattr(typing.get_origin(kind) or kind, "__name__", str(kind))
@@ -79,12 +81,12 @@ def check_argument_types(kwargs: dict[str, Any]) -> None:
     ``gymnasium.make`` would append its own text to that."""
     types_ = _argument_types()
     for key, value in kwargs.items():
-        if key not in types_ or _accepts(types_[key][0], value):
+        if key not in types_ or accepts_type(types_[key][0], value):
             continue
         kind, example = types_[key]
         hint = f" Pass e.g. {key}={example!r}." if example is not None else ""
-        raise ValueError(f"env argument {key}={value!r} has the wrong type: {key} takes {_describe(kind)}, got "
-                        f"{_describe(type(value))}.{hint}")
+        raise ValueError(f"env argument {key}={value!r} has the wrong type: {key} takes {describe_type(kind)}, got "
+                        f"{describe_type(type(value))}.{hint}")
 
 
 def build(

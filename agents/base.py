@@ -206,6 +206,14 @@ class EpisodeAlgorithm(Algorithm):
         """Optimizer parameter groups (one by default)."""
         return [{"params": list(self.network.parameters())}]
 
+    def location_param_groups(self, location_lr_scale: float) -> list[dict[str, Any]]:
+        """Two optimizer groups: the location head at ``learning_rate * location_lr_scale``, the rest at
+        ``learning_rate`` (for the agents whose location head learns from a policy gradient)."""
+        location = self.network.location_parameters()
+        ids = {id(p) for p in location}
+        rest = [p for p in self.network.parameters() if id(p) not in ids]
+        return [{"params": rest}, {"params": location, "lr": self.hp.learning_rate * location_lr_scale}]
+
     # ------------------------------------------------------------------ training
     @abstractmethod
     def update(self, batch: EpisodeBatch) -> dict[str, float]:

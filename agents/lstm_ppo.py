@@ -44,6 +44,7 @@ from agents.losses import (
     categorical_entropy,
     class_cross_entropy,
     gae,
+    masked_mean,
     ppo_policy_loss,
     standardize,
     taken_log_prob,
@@ -112,10 +113,8 @@ class LstmPPO(EpisodeAlgorithm):
         return self.hp.class_loss == "cross_entropy"
 
     def param_groups(self) -> list[dict[str, Any]]:
-        location = self.network.location_parameters()
-        ids = {id(p) for p in location}
-        rest = [p for p in self.network.parameters() if id(p) not in ids]
-        return [{"params": rest}, {"params": location, "lr": self.hp.learning_rate * self.hp.location_lr_scale}]
+        """The location head in a group of its own, at ``learning_rate * location_lr_scale``."""
+        return self.location_param_groups(self.hp.location_lr_scale)
 
     def update(self, batch: EpisodeBatch) -> dict[str, float]:
         hp = self.hp
@@ -159,7 +158,7 @@ class LstmPPO(EpisodeAlgorithm):
                 cls_logp = torch.log_softmax(out.class_logits, -1)  # (L, b, C)
                 a, m = actions[:, idx], loc_mask[:, idx]
                 logp = taken_log_prob(loc_logp, a[..., 0]) * m
-                ent_loc = (categorical_entropy(loc_logp) * m).sum() / m.sum().clamp(min=1)
+                ent_loc = masked_mean(categorical_entropy(loc_logp), m)
                 ent_cls = categorical_entropy(cls_logp).mean()
                 if self.hybrid:
                     entropy = ent_loc

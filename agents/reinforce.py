@@ -98,10 +98,7 @@ class Reinforce(EpisodeAlgorithm):
 
     def param_groups(self) -> list[dict[str, Any]]:
         """The location head in a group of its own, at ``learning_rate * location_lr_scale``."""
-        location = self.network.location_parameters()
-        ids = {id(p) for p in location}
-        rest = [p for p in self.network.parameters() if id(p) not in ids]
-        return [{"params": rest}, {"params": location, "lr": self.hp.learning_rate * self.hp.location_lr_scale}]
+        return self.location_param_groups(self.hp.location_lr_scale)
 
     def update(self, batch: EpisodeBatch) -> dict[str, float]:
         hp = self.hp

@@ -1,6 +1,6 @@
 """Do the shipped agents learn across the synthetic benchmark's settings, not only at the defaults?
 
-    python bench/bench_robustness.py [--steps 300000] [--jobs 2] [--algos reinforce lstm_ppo] [--points ...]
+    python bench/bench_robustness.py [--steps 300000] [--eval-at 150000 ...] [--jobs 2] [--algos reinforce lstm_ppo] [--points ...]
 
 For each grid point (one knob of ``SyntheticGlimpse-v0`` changed from the default at a time, plus the
 5-class, 64-d point of issue 9), the calibration's nearest-class-mean accuracies (oracle glimpses, all
@@ -48,8 +48,9 @@ def calibrate(point: str) -> dict[str, float]:
     return calibration_accuracies(SyntheticConfig(**GRID[point]))
 
 
-def train(point: str, algo: str, steps: int, seed: int) -> dict[str, float]:
-    """Train ``algo`` with its shipped hyperparameters at ``point``; test accuracy on every test clip."""
+def train(point: str, algo: str, steps: int, seed: int, eval_at: tuple[int, ...] = ()) -> dict[str, Any]:
+    """Train ``algo`` with its shipped hyperparameters at ``point``; test accuracy on every test clip after
+    ``steps`` env steps, and on the way at each of ``eval_at`` (``accuracy_at``: env steps -> accuracy)."""
     import torch
 
     import envs
@@ -63,15 +64,19 @@ def train(point: str, algo: str, steps: int, seed: int) -> dict[str, float]:
     spec = resolve_algorithm(algo)
     params = load_hyperparams(spec.hyperparams_file, ENV, envs.ENV_IDS)
     spec.check_hyperparams(params, spec.hyperparams_file)
-    tic = time.perf_counter()
     agent = spec.build(ENV, kwargs, params, n_envs=params["n_envs"], seed=seed, device="cpu")
-    agent.learn(steps, _Session())
-    train_s = time.perf_counter() - tic
     test = make_vector_env(ENV, {**kwargs, "subset": "test"}, 64)
-    result = evaluate_policy(agent.policy(), test)
+    accuracy_at, train_s = {}, 0.0
+    for milestone in sorted({*(s for s in eval_at if s < steps), steps}):
+        tic = time.perf_counter()
+        agent.learn(milestone, _Session())  # continues from the last milestone: one run, evaluated on the way
+        train_s += time.perf_counter() - tic
+        result = evaluate_policy(agent.policy(), test)
+        accuracy_at[milestone] = result.accuracy
     agent.close()
     test.close()
-    return {"accuracy": result.accuracy, "focus": result.focus_accuracy, "train_s": train_s}
+    return {"accuracy": result.accuracy, "focus": result.focus_accuracy, "train_s": train_s,
+            "accuracy_at": accuracy_at}
 
 
 def main() -> None:
@@ -81,11 +86,13 @@ def main() -> None:
     parser.add_argument("--points", nargs="+", default=list(GRID), choices=list(GRID), metavar="POINT")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one torch thread each)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-at", nargs="+", type=int, default=[], metavar="STEPS",
+                        help="also evaluate each run after these env steps (e.g. 300000 with --steps 600000)")
     args = parser.parse_args()
     start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
         calib = {p: pool.submit(calibrate, p) for p in args.points}
-        runs = {(p, a): pool.submit(train, p, a, args.steps, args.seed) for p in args.points for a in args.algos}
+        runs = {(p, a): pool.submit(train, p, a, args.steps, args.seed, tuple(args.eval_at)) for p in args.points for a in args.algos}
         calib_results = {p: f.result() for p, f in calib.items()}
         run_results = {k: f.result() for k, f in runs.items()}
     head = "| setting | oracle | all cells | random | " + " | ".join(
@@ -101,7 +108,8 @@ def main() -> None:
             ratio = r["accuracy"] / c["oracle"]
             if ratio < 0.8:
                 missed.append(f"{a} at {p}")
-            cells.append(f"{r['accuracy']:.1%} ({ratio:.2f}, {r['focus']:.0%})")
+            earlier = "".join(f"; {acc:.1%} at {n // 1000}k" for n, acc in r["accuracy_at"].items() if n < args.steps)
+            cells.append(f"{r['accuracy']:.1%} ({ratio:.2f}, {r['focus']:.0%}{earlier})")
         print(f"| {p} | {c['oracle']:.1%} | {c['all_cells']:.1%} | {c['random']:.1%} | " + " | ".join(cells) + " |")
     print(f"\n{args.steps:,} env steps per run, seed {args.seed}, shipped hyperparameters; "
           f"{(time.perf_counter() - start) / 60:.1f} min with {args.jobs} runs at a time.")

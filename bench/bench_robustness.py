@@ -1,6 +1,7 @@
 """Do the shipped agents learn across the synthetic benchmark's settings, not only at the defaults?
 
-    python bench/bench_robustness.py [--steps 300000] [--eval-at 150000 ...] [--jobs 2] [--algos reinforce lstm_ppo] [--points ...]
+    python bench/bench_robustness.py [--steps 300000] [--eval-at 150000 ...] [--jobs 2]
+                                     [--algos reinforce lstm_ppo] [--points ...]
 
 For each grid point (one knob of ``SyntheticGlimpse-v0`` changed from the default at a time, plus the
 5-class, 64-d point of issue 9), the calibration's nearest-class-mean accuracies (oracle glimpses, all
@@ -92,7 +93,8 @@ def main() -> None:
     start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
         calib = {p: pool.submit(calibrate, p) for p in args.points}
-        runs = {(p, a): pool.submit(train, p, a, args.steps, args.seed, tuple(args.eval_at)) for p in args.points for a in args.algos}
+        runs = {(p, a): pool.submit(train, p, a, args.steps, args.seed, tuple(args.eval_at))
+                for p in args.points for a in args.algos}
         calib_results = {p: f.result() for p, f in calib.items()}
         run_results = {k: f.result() for k, f in runs.items()}
     head = "| setting | oracle | all cells | random | " + " | ".join(

@@ -8,7 +8,8 @@ strong as the core, for the whole clip, without the signature. All other cells a
 A cell's feature vector is one row of a fixed table (class x noise variant, for the core and for
 distractors, plus background variants), picked by a counter-based hash of (data seed, subset, clip,
 frame, cell). So any glimpse of any clip is computed in O(1) without storing clips: memory is the
-table (a few tens of MB), whatever the number of clips, and a batch of glimpses is one numpy gather.
+table (a few tens of MB) plus a bounded cache of recently used clips' layouts (32 MiB), whatever the
+number of clips, and a batch of glimpses is one numpy gather.
 Rows are ReLU'd sums of a baseline, the class prototype, the signature and Gaussian noise, so values
 are non-negative and sparse like GoogLeNet's ``inception5b`` activations. Prototype and signature
 amplitudes scale with sqrt(1024 / D), so changing ``feature_dim`` changes the vector's length, not how
@@ -23,6 +24,7 @@ and <= 40 % with random glimpses.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,8 @@ _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _DIRECTIONS = 1024  # actors move along one of this many headings
+#: Bound on the memory of the cache of clip layouts (see ``SyntheticSource._layouts``).
+LAYOUT_CACHE_BYTES = 32 << 20
 REFERENCE_FEATURE_DIM = 1024  # the D at which evidence and signature have their nominal strength
 MIN_SIGNATURE_CHANNELS = 4
 
@@ -134,7 +138,6 @@ def _class_table(cfg: SyntheticConfig) -> np.ndarray:
 class _ClipActors:
     """The actors of a batch of B clips, A per clip (core first): the parts that do not change in a clip."""
 
-    clips: np.ndarray  # (B,) the clips (the memo's key)
     clip_key: np.ndarray  # (B,) uint64: the clip's hash, which seeds its noise variants
     size: np.ndarray  # (B, A) intp: bit 0 two rows tall, bit 1 two columns wide
     room: np.ndarray  # (B, A, 2): free rows / columns for the top-left corner
@@ -185,13 +188,15 @@ class SyntheticSource(FeatureSource):
         # The front-most actor of each set: its lowest index (the core, actor 0, wins overlaps); A: none.
         self._front_actor = np.array([(c & -c).bit_length() - 1 if c else self._num_actors
                                       for c in range(1 << self._num_actors)], dtype=np.intp)
-        self._actors_memo: _ClipActors | None = None
         # For a power-of-two number of variants (the default 64), x % J is x & (J - 1): the same rows, and
         # 15x cheaper than numpy's uint64 modulo, which dominated the 49-cell layout of the periphery.
         j = config.noise_variants
         self._variant_mask = np.uint64(j - 1) if j & (j - 1) == 0 else None
-        self._layout_clip: int | None = None
-        self._layout: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty(0))
+        # Layouts (table rows and core flags of every frame and cell) of recently used clips, least recently
+        # used first, at most LAYOUT_CACHE_BYTES; and the last batch's, stacked (see ``_layouts``).
+        self._layout_cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._layout_capacity = max(1, LAYOUT_CACHE_BYTES // (config.frames * GRID * GRID * 5))
+        self._batch_layout: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # -- labels ---------------------------------------------------------------------------------
     def labels(self, clips: np.ndarray) -> np.ndarray:
@@ -205,17 +210,12 @@ class SyntheticSource(FeatureSource):
 
     # -- layout ---------------------------------------------------------------------------------
     def _clip_actors(self, clips: np.ndarray) -> _ClipActors:
-        """The actors of ``clips``: what does not change within a clip, memoised for the last batch.
+        """The actors of ``clips``: what does not change within a clip.
 
         Actor 0 is the core. Each actor's size (1 x 1, 1 x 2, 2 x 1 or 2 x 2 cells), start, heading and
-        (for distractors) class come from one 64-bit hash of (clip, actor). A batch of episodes asks for
-        the same clips at every step until it resets, so the memo saves the hashing of every step but the
-        first (about a third of a 49-cell layout's cost at 1024 episodes).
+        (for distractors) class come from one 64-bit hash of (clip, actor).
         """
         clips = np.asarray(clips)
-        memo = self._actors_memo
-        if memo is not None and memo.clips.shape == clips.shape and np.array_equal(memo.clips, clips):
-            return memo
         cfg = self.config
         clip_key = _mix(self._key ^ clips.astype(np.uint64))
         h = _mix(clip_key[:, None] ^ self._actor_salt)  # (B, A)
@@ -235,9 +235,7 @@ class SyntheticSource(FeatureSource):
         # background's), flattened over the batch; the clip's entries start at ``set_offset``.
         row_of_set = first_row[:, self._front_actor].ravel()
         set_offset = (np.arange(len(clips), dtype=np.uint32) << np.uint32(self._num_actors))[:, None]
-        memo = _ClipActors(clips.copy(), clip_key, size, room, start, self._velocity[heading], row_of_set, set_offset)
-        self._actors_memo = memo
-        return memo
+        return _ClipActors(clip_key, size, room, start, self._velocity[heading], row_of_set, set_offset)
 
     def _rows_for(
         self, clips: np.ndarray, frames: np.ndarray, cells: np.ndarray | None
@@ -266,6 +264,44 @@ class SyntheticSource(FeatureSource):
         table_row += variant.view(np.int64)  # variant < J: the same value as int64
         return table_row, (actor_set & np.uint32(1)).astype(bool)  # bit 0: the core
 
+    def _layouts(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Table rows (int32) and core flags of every frame and cell of ``clips``: 2 x (B, T, K*K).
+
+        A clip's layout is hashed once while it stays in a bounded cache of recently used clips (32 MiB:
+        every clip of the default train subset), and a batch of episodes asks for the same clips at every
+        step until it resets, so a step of the batched env gathers rows instead of hashing 49 cells per
+        episode (which cost more than all the rest of the step). Memory stays bounded whatever the
+        number of clips.
+        """
+        clips = np.asarray(clips, dtype=np.int64).reshape(-1)
+        last = self._batch_layout
+        if last is not None and last[0].shape == clips.shape and np.array_equal(last[0], clips):
+            return last[1], last[2]
+        cache, t = self._layout_cache, self.config.frames
+        wanted = dict.fromkeys(clips.tolist())
+        for clip in wanted:
+            if clip in cache:
+                wanted[clip] = cache[clip]
+                cache.move_to_end(clip)
+        missing = np.array([clip for clip, layout in wanted.items() if layout is None], dtype=np.int64)
+        if len(missing):
+            rows, core = self._rows_for(np.repeat(missing, t), np.tile(np.arange(t), len(missing)), None)
+            rows, core = rows.astype(np.int32).reshape(-1, t, GRID * GRID), core.reshape(-1, t, GRID * GRID)
+            for i, clip in enumerate(missing.tolist()):
+                wanted[clip] = cache[clip] = (rows[i], core[i])
+            while len(cache) > self._layout_capacity:
+                cache.popitem(last=False)
+        layouts = [wanted[clip] for clip in clips.tolist()]
+        rows, core = np.stack([r for r, _ in layouts]), np.stack([c for _, c in layouts])
+        self._batch_layout = (clips.copy(), rows, core)
+        return rows, core
+
+    def _frame_layout(self, clips: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Table rows and core flags of every cell of each (clip, frame): 2 x (B, K*K)."""
+        rows, core = self._layouts(clips)
+        b = np.arange(len(rows))
+        return rows[b, frames], core[b, frames]
+
     # -- features -------------------------------------------------------------------------------
     def glimpse(self, clips: np.ndarray, frames: np.ndarray, cells: np.ndarray) -> np.ndarray:
         return self.glimpse_on_core(clips, frames, cells)[0]
@@ -273,15 +309,16 @@ class SyntheticSource(FeatureSource):
     def glimpse_on_core(
         self, clips: np.ndarray, frames: np.ndarray, cells: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        table_row, on_core = self._rows_for(clips, frames, np.asarray(cells)[:, None])
-        return self._table[table_row[:, 0]], on_core[:, 0]
+        rows, core = self._layouts(clips)
+        where = (np.arange(len(rows)), np.asarray(frames), np.asarray(cells))
+        return self._table[rows[where]], core[where]
 
     def cube(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray:
-        table_row, _ = self._rows_for(clips, frames, None)
-        return self._table[table_row].reshape(len(clips), GRID, GRID, self.feature_dim)
+        rows, _ = self._frame_layout(clips, frames)
+        return self._table[rows].reshape(len(clips), GRID, GRID, self.feature_dim)
 
     def core_mask(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray:
-        return self._rows_for(clips, frames, None)[1]
+        return self._frame_layout(clips, frames)[1]
 
     def _require_periphery(self) -> np.ndarray:
         if self._periphery_table is None:
@@ -289,7 +326,7 @@ class SyntheticSource(FeatureSource):
         return self._periphery_table
 
     def periphery(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray:
-        rows, _ = self._rows_for(clips, frames, None)
+        rows, _ = self._frame_layout(clips, frames)
         # np.take gathers whole rows 3-4x faster than fancy indexing here.
         return np.take(self._require_periphery(), rows, axis=0).reshape(len(clips), GRID, GRID, self.periphery_dim)
 
@@ -298,7 +335,7 @@ class SyntheticSource(FeatureSource):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # One layout of all 49 cells serves the periphery, the glimpse and its core flag.
         table = self._require_periphery()
-        rows, core = self._rows_for(clips, frames, None)
+        rows, core = self._frame_layout(clips, frames)
         b = np.arange(len(clips))
         cells = np.asarray(cells)
         return (self._table[rows[b, cells]], core[b, cells],
@@ -313,12 +350,9 @@ class SyntheticSource(FeatureSource):
         return frozenset((clip % self.config.num_classes,))
 
     def _clip_layout(self, clip: int) -> tuple[np.ndarray, np.ndarray]:
-        """Table rows and core flags of every (frame, cell) of one clip, memoised for the last clip."""
-        if self._layout_clip != clip:
-            t = self.config.frames
-            self._layout = self._rows_for(np.full(t, clip), np.arange(t), None)
-            self._layout_clip = clip
-        return self._layout
+        """Table rows and core flags of every (frame, cell) of one clip: 2 x (T, K*K)."""
+        rows, core = self._layouts(np.array([clip]))
+        return rows[0], core[0]
 
     def one_glimpse(self, clip: int, frame: int, cell: int) -> tuple[np.ndarray, bool]:
         rows, core = self._clip_layout(clip)

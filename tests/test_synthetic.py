@@ -116,6 +116,26 @@ def test_memory_does_not_grow_with_the_number_of_clips() -> None:
     assert large.glimpse(last, np.array([29]), np.array([0])).shape == (1, 1024)
 
 
+def test_cached_layouts_equal_freshly_hashed_ones_and_the_cache_stays_bounded() -> None:
+    """The layout cache (a speed-up of the batched env) never changes a feature and never outgrows its bound."""
+    cfg = SyntheticConfig(num_classes=5, feature_dim=32, frames=6, train_clips_per_class=20)
+    source = SyntheticSource(cfg, periphery_dim=4)
+    source._layout_capacity = 7
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        clips = rng.integers(source.num_clips, size=int(rng.integers(1, 12)))
+        frames = rng.integers(cfg.frames, size=len(clips))
+        cells = rng.integers(49, size=len(clips))
+        rows, core = source._rows_for(clips, frames, None)  # hashed, no cache
+        np.testing.assert_array_equal(source.cube(clips, frames), source._table[rows].reshape(len(clips), 7, 7, -1))
+        np.testing.assert_array_equal(source.core_mask(clips, frames), core)
+        glimpse, on_core, periphery = source.glimpse_on_core_periphery(clips, frames, cells)
+        np.testing.assert_array_equal(glimpse, source._table[rows[np.arange(len(clips)), cells]])
+        np.testing.assert_array_equal(on_core, core[np.arange(len(clips)), cells])
+        np.testing.assert_array_equal(periphery.reshape(len(clips), 49, -1), source._periphery_table[rows])
+        assert len(source._layout_cache) <= 7
+
+
 def test_exported_store_serves_the_same_episodes(tmp_path: Path) -> None:
     cfg = SyntheticConfig(num_classes=3, feature_dim=16, frames=5, train_clips_per_class=2, test_clips_per_class=1)
     path = export_synthetic_store(tmp_path / "syn", cfg)

@@ -288,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", type=Path, default=None, help="sweep spec (yaml; see above)")
     p.add_argument("--env", default=None, help=f"env id (default {DEFAULT_ENV}; with --algos)")
     p.add_argument("--algos", nargs="+", default=None, help="algorithms (instead of --spec)")
-    p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds (default 0)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None,
+                   help="seeds (default 0); with --spec, replaces the spec's seeds")
     p.add_argument("--env-kwargs", nargs="+", metavar="KEY=VALUE", default=None, help="env kwargs of every trial")
     p.add_argument("--total-timesteps", type=int, default=None, help="env steps of every trial")
     p.add_argument("--eval-every", type=int, default=None, help="env steps between evaluations (reported to Tune)")
@@ -307,8 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.spec is not None:
-        if args.algos or args.seeds or args.env_kwargs or args.env:
-            raise SweepError("give either --spec or --env/--algos/--seeds/--env-kwargs, not both")
+        if args.algos or args.env_kwargs or args.env:
+            raise SweepError("give either --spec or --env/--algos/--env-kwargs, not both (--seeds replaces a spec's)")
         if not args.spec.is_file():
             raise SweepError(f"--spec {args.spec}: no such file")
         try:
@@ -317,6 +318,11 @@ def _spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
             raise SweepError(f"--spec {args.spec} is not valid yaml: {str(exc).splitlines()[0]}") from None
         if not isinstance(spec, dict):
             raise SweepError(f"--spec {args.spec} must hold a mapping (env, algos, seeds, ...)")
+        if args.seeds:  # e.g. one seed of a multi-seed spec, for a quick table
+            spec["seeds"] = args.seeds
+            for grid in spec.get("grids") or []:
+                if isinstance(grid, dict) and "seeds" in grid:
+                    grid["seeds"] = args.seeds
     else:
         if not args.algos:
             raise SweepError("give --spec FILE or --algos NAME ... (e.g. --algos reinforce --seeds 0 1 2)")

@@ -1,6 +1,6 @@
 """Benchmark: N independent short trials as a Ray Tune sweep on local Ray vs one after another in one process.
 
-    python bench/bench_sweep.py                                   # 8 trials, local Ray with 2 CPUs
+    python bench/bench_sweep.py                                   # 6 trials of 200k steps, local Ray, 2 CPUs
     python bench/bench_sweep.py --trials 4 --timesteps 50000 --cpus 2
 
 Both sides train the same trials (``reinforce`` on ``SyntheticGlimpse-v0``, seeds 0..N-1, one torch thread
@@ -56,8 +56,9 @@ def on_ray(args: argparse.Namespace, out: Path) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=8, help="trials (seeds) on each side (default 8)")
-    parser.add_argument("--timesteps", type=int, default=60_000, help="env steps per trial (default 60,000)")
+    parser.add_argument("--trials", type=int, default=6, help="trials (seeds) on each side (default 6)")
+    parser.add_argument("--timesteps", type=int, default=200_000,
+                        help="env steps per trial (default 200,000: about 45 s each on one core here)")
     parser.add_argument("--classes", type=int, default=10, help="num_classes of the synthetic env (default 10)")
     parser.add_argument("--eval-clips", type=int, default=128, help="test clips of the final evaluation")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of local Ray (default 2)")

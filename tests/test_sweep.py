@@ -95,6 +95,12 @@ def test_bad_spec_is_refused_before_any_trial(tmp_path: Path, changes: dict, mes
     assert not out.exists()  # nothing written, no Ray started
 
 
+def test_seeds_on_the_command_line_replace_the_specs(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, grids=[{"seeds": [5, 6]}, {}])
+    args = sweep.build_parser().parse_args(["--spec", str(spec), "--seeds", "3", "--out", str(tmp_path / "s")])
+    assert [t["seed"] for t in sweep.expand(sweep._spec_from_args(args))] == [3, 3]
+
+
 def test_unreachable_address_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     started = time.monotonic()
     status = sweep.main(["--algos", "random", "--env-kwargs", *TINY, "--out", str(tmp_path / "s"),

@@ -3,6 +3,7 @@
     python bench/bench_leaderboard.py                              # train all (resumable), then compare
     python bench/bench_leaderboard.py --timesteps 200000 --jobs 2  # one env-step budget for every algorithm
     python bench/bench_leaderboard.py --skip-train                 # only (re)build the leaderboard
+    python bench/bench_leaderboard.py --runs runs/leaderboard/* --out runs/leaderboard   # rank a sweep's runs
 
 Trains each entry of ``--algos`` with ``train_agent.py`` on ``SyntheticGlimpse-v0`` (default settings: 51
 classes, 30 frames, 7 x 7 x 1024 features) into ``--out``: the hard-attention agents in both observation
@@ -105,17 +106,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-clips", type=int, default=256, help="test clips of the periodic training evaluations")
     parser.add_argument("--episodes", type=int, default=None, help="evaluate on N test clips (default all 1,530)")
     parser.add_argument("--skip-train", action="store_true", help="only build the leaderboard")
+    parser.add_argument("--runs", nargs="+", type=Path, default=None, metavar="RUN",
+                        help="rank these run folders (e.g. a sweep's: runs/leaderboard/*) instead of training; "
+                             "the leaderboard goes to --out")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     todo = entries(args.algos)
-    if not args.skip_train:
+    if not args.skip_train and args.runs is None:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             for name, seconds, status in pool.map(lambda e: train(*e, args), todo):
                 print(f"{name}: {'ok' if status == 0 else f'FAILED (exit {status})'} in {seconds:.0f} s",
                       flush=True)
     import evaluate
 
-    folders = [str(args.out / f"{ENV_ID}__{a}__{m}__{args.seed}") for a, m in todo]
+    folders = ([str(run) for run in args.runs if run.is_dir()] if args.runs is not None
+               else [str(args.out / f"{ENV_ID}__{a}__{m}__{args.seed}") for a, m in todo])
     compare_args = ["--compare", *folders, "--out", str(args.out), "--no-progress", "--maps", "2"]
     if args.episodes:
         compare_args += ["--episodes", str(args.episodes)]

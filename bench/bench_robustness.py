@@ -1,6 +1,6 @@
 """Do the shipped agents learn across the synthetic benchmark's settings, not only at the defaults?
 
-    python bench/bench_robustness.py [--steps 300000] [--eval-at 150000 ...] [--jobs 2]
+    python bench/bench_robustness.py [--steps 600000] [--eval-at 150000 ...] [--jobs 2]
                                      [--algos reinforce lstm_ppo] [--points ...]
 
 For each grid point (one knob of ``SyntheticGlimpse-v0`` changed from the default at a time, plus the
@@ -82,7 +82,8 @@ def train(point: str, algo: str, steps: int, seed: int, eval_at: tuple[int, ...]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=300_000, help="env steps per run (default 300k)")
+    parser.add_argument("--steps", type=int, default=600_000,
+                        help="env steps per run (default 600k, the agents' n_timesteps; README: why not 300k)")
     parser.add_argument("--algos", nargs="+", default=["reinforce", "lstm_ppo"])
     parser.add_argument("--points", nargs="+", default=list(GRID), choices=list(GRID), metavar="POINT")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one torch thread each)")

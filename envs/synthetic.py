@@ -197,6 +197,8 @@ class SyntheticSource(FeatureSource):
         self._layout_cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._layout_capacity = max(1, LAYOUT_CACHE_BYTES // (config.frames * GRID * GRID * 5))
         self._batch_layout: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._last_clip: int | None = None
+        self._last_layout: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty(0))
 
     # -- labels ---------------------------------------------------------------------------------
     def labels(self, clips: np.ndarray) -> np.ndarray:
@@ -350,9 +352,12 @@ class SyntheticSource(FeatureSource):
         return frozenset((clip % self.config.num_classes,))
 
     def _clip_layout(self, clip: int) -> tuple[np.ndarray, np.ndarray]:
-        """Table rows and core flags of every (frame, cell) of one clip: 2 x (T, K*K)."""
-        rows, core = self._layouts(np.array([clip]))
-        return rows[0], core[0]
+        """Table rows and core flags of every (frame, cell) of one clip: 2 x (T, K*K), memoised for the last
+        clip (the single env asks at every step; a plain int comparison is much cheaper than ``_layouts``)."""
+        if self._last_clip != clip:
+            rows, core = self._layouts(np.array([clip]))
+            self._last_clip, self._last_layout = clip, (rows[0], core[0])
+        return self._last_layout
 
     def one_glimpse(self, clip: int, frame: int, cell: int) -> tuple[np.ndarray, bool]:
         rows, core = self._clip_layout(clip)

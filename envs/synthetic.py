@@ -184,7 +184,7 @@ class SyntheticSource(FeatureSource):
         # actor k: ``_cover_bits[k][size, corner, cell]``. OR-ing them gives each cell's set of actors.
         corners = self._shape_bits[:, None] << self._all_cells[None, :]  # (4, K*K) bit masks
         covers = ((corners[:, :, None] >> self._all_cells) & np.uint64(1)).astype(np.uint32)  # (4, K*K, K*K)
-        self._cover_bits = [covers.astype(np.uint32) << np.uint32(k) for k in range(self._num_actors)]
+        self._cover_bits = [covers << np.uint32(k) for k in range(self._num_actors)]
         # The front-most actor of each set: its lowest index (the core, actor 0, wins overlaps); A: none.
         self._front_actor = np.array([(c & -c).bit_length() - 1 if c else self._num_actors
                                       for c in range(1 << self._num_actors)], dtype=np.intp)
@@ -239,24 +239,18 @@ class SyntheticSource(FeatureSource):
         set_offset = (np.arange(len(clips), dtype=np.uint32) << np.uint32(self._num_actors))[:, None]
         return _ClipActors(clip_key, size, room, start, self._velocity[heading], row_of_set, set_offset)
 
-    def _rows_for(
-        self, clips: np.ndarray, frames: np.ndarray, cells: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Table row of each (clip, frame, cell) and whether it is a core cell; ``cells`` is (B, n), or None
-        for all K*K cells in row-major order."""
+    def _rows_for(self, clips: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Table row of every cell (row-major) of each (clip, frame) and whether it is a core cell: 2 x (B, K*K)."""
         actors = self._clip_actors(clips)
         t = np.asarray(frames, dtype=np.float64)[:, None, None]
         top_left = _bounce(actors.start + actors.velocity * t, actors.room)  # (B, A, 2)
         corner = top_left[..., 0] * GRID + top_left[..., 1]  # (B, A): the cell of each actor's top-left corner
-        frame_spot = np.asarray(frames, dtype=np.uint64)[:, None] * np.uint64(GRID * GRID)
-        cells = None if cells is None else np.asarray(cells, dtype=np.intp)
-        spot = frame_spot + (self._all_cells if cells is None else cells.astype(np.uint64))
+        spot = np.asarray(frames, dtype=np.uint64)[:, None] * np.uint64(GRID * GRID) + self._all_cells
         # Per cell, the set of actors covering it (bit k: actor k) above the clip's offset into row_of_set.
         actor_set = np.empty(spot.shape, dtype=np.uint32)
         actor_set[:] = actors.set_offset
         for k, bits in enumerate(self._cover_bits):
-            covered = bits[actors.size[:, k], corner[:, k]]  # (B, K*K)
-            actor_set |= covered if cells is None else np.take_along_axis(covered, cells, 1)
+            actor_set |= bits[actors.size[:, k], corner[:, k]]  # (B, K*K)
         variant = _mix(actors.clip_key[:, None] ^ spot)
         if self._variant_mask:
             variant &= self._variant_mask
@@ -287,10 +281,11 @@ class SyntheticSource(FeatureSource):
                 cache.move_to_end(clip)
         missing = np.array([clip for clip, layout in wanted.items() if layout is None], dtype=np.int64)
         if len(missing):
-            rows, core = self._rows_for(np.repeat(missing, t), np.tile(np.arange(t), len(missing)), None)
+            rows, core = self._rows_for(np.repeat(missing, t), np.tile(np.arange(t), len(missing)))
             rows, core = rows.astype(np.int32).reshape(-1, t, GRID * GRID), core.reshape(-1, t, GRID * GRID)
             for i, clip in enumerate(missing.tolist()):
-                wanted[clip] = cache[clip] = (rows[i], core[i])
+                # copies: a view would keep the whole batch alive as long as any one clip of it is cached
+                wanted[clip] = cache[clip] = (rows[i].copy(), core[i].copy())
             while len(cache) > self._layout_capacity:
                 cache.popitem(last=False)
         layouts = [wanted[clip] for clip in clips.tolist()]
@@ -440,7 +435,7 @@ def calibration_accuracies(
     def frames_of(source: SyntheticSource, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         clips = np.arange(start, min(start + batch, source.num_clips))
         c, f = np.repeat(clips, t), np.tile(np.arange(t), len(clips))
-        rows, core = source._rows_for(c, f, None)
+        rows, core = source._rows_for(c, f)
         return clips, source._table[rows], core, np.take(source._require_periphery(), rows, axis=0)
 
     def saliency_score(source: SyntheticSource) -> np.ndarray:

@@ -126,7 +126,7 @@ def test_cached_layouts_equal_freshly_hashed_ones_and_the_cache_stays_bounded() 
         clips = rng.integers(source.num_clips, size=int(rng.integers(1, 12)))
         frames = rng.integers(cfg.frames, size=len(clips))
         cells = rng.integers(49, size=len(clips))
-        rows, core = source._rows_for(clips, frames, None)  # hashed, no cache
+        rows, core = source._rows_for(clips, frames)  # hashed, no cache
         np.testing.assert_array_equal(source.cube(clips, frames), source._table[rows].reshape(len(clips), 7, 7, -1))
         np.testing.assert_array_equal(source.core_mask(clips, frames), core)
         glimpse, on_core, periphery = source.glimpse_on_core_periphery(clips, frames, cells)

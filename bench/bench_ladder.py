@@ -12,9 +12,13 @@ finished run (its ``result.json`` exists) is kept; an interrupted one is resumed
 env id) and this script prints one table - rows algorithms, columns rungs, test accuracy with the rung's
 chance beside it - and writes ``ladder.md``, ``ladder.json`` and ``ladder.png`` (a grouped bar chart)
 into ``--out``. It reports the ladder's
-targets: the easy rung >= 80 % for ``ppo``, ``a2c`` and ``recurrent_ppo``, and every algorithm's skill
-above chance, ``(accuracy - chance) / (1 - chance)``, falling rung by rung (raw accuracies would fall with
-chance alone). Figures are printed, not asserted (this is a benchmark, not a test).
+targets: the easy rung >= 80 % for ``ppo``, ``a2c`` and ``recurrent_ppo``, and every rung up harder for every
+algorithm. Harder is measured as skill above chance, ``(accuracy - chance) / (1 - chance)`` (raw accuracies
+would fall with chance alone), averaged over the run's ``--evaluations`` evenly spaced test evaluations: the
+area under its learning curve, which falls both when a rung ends lower and when it takes more steps to get
+there (two rungs an agent ends at 100 % on still differ in how fast it gets there). An algorithm at chance on
+a rung cannot do worse on the next; the bench says so instead of calling such a pair ordered. Figures are
+printed, not asserted (this is a benchmark, not a test).
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ def train(rung: str, algo: str, args: argparse.Namespace) -> tuple[str, float, i
     if (folder / "result.json").is_file():
         return name, 0.0, 0
     cmd = [sys.executable, str(ROOT / "train_agent.py"), "--no-progress", "--threads", str(args.threads),
-           "--total-timesteps", str(args.timesteps), "--eval-every", str(max(args.timesteps // 4, 1))]
+           "--total-timesteps", str(args.timesteps), "--eval-every", str(max(args.timesteps // args.evaluations, 1))]
     if (folder / "config.json").is_file():
         cmd += ["--resume", str(folder)]
     else:
@@ -79,18 +83,41 @@ def ladder_cells(rows: list[dict[str, Any]], algos: list[str], rungs: list[str],
     return {a: {g: by_run[run_name(g, a, seed)] for g in rungs if run_name(g, a, seed) in by_run} for a in algos}
 
 
-def table_markdown(cells: dict[str, dict], rungs: list[str], budget: int) -> str:
-    """Rows algorithms, columns rungs: test accuracy (chance beside it)."""
-    head = ["algorithm"] + [f"`{g}`" for g in rungs]
+def skill(accuracy: float, rung: str) -> float:
+    """Accuracy above chance as a share of the room above chance: 1 = perfect, 0 = chance."""
+    return (accuracy - chance(rung)) / (1 - chance(rung))
+
+
+def learning_curve_skill(folder: Path, rung: str) -> float | None:
+    """Mean skill over the run's training-time test evaluations (``eval.jsonl``): the area under its curve."""
+    from agents.runs import RunFolder
+
+    evals = RunFolder(folder).read_evals() if folder.is_dir() else []
+    return sum(skill(e["accuracy"], rung) for e in evals) / len(evals) if evals else None
+
+
+#: Below this skill a run counts as at chance (a few test clips' worth of luck on 1,530 clips).
+AT_CHANCE = 0.02
+
+
+def table_markdown(cells: dict[str, dict], curves: dict[str, dict], rungs: list[str], budget: int,
+                   evaluations: int) -> str:
+    """Rows algorithms, columns rungs: test accuracy (chance beside it), then the learning-curve skill."""
+    head = "| algorithm | " + " | ".join(f"`{g}`" for g in rungs) + " |\n|---|" + "---:|" * len(rungs)
     lines = [f"Test accuracy on all test clips of each rung (chance in brackets), {budget:,} env steps per run.", "",
-             "| " + " | ".join(head) + " |", "|---|" + "---:|" * len(rungs)]
+             head]
     for algo, row in cells.items():
         values = [f"{row[g]['accuracy']:.1%} ({chance(g):.0%})" if g in row else "not run" for g in rungs]
+        lines.append(f"| `{algo}` | " + " | ".join(values) + " |")
+    lines += ["", f"Skill above chance averaged over the {evaluations} training-time evaluations (area under the "
+              "learning curve; 1 = perfect from the first evaluation, 0 = chance throughout).", "", head]
+    for algo, row in curves.items():
+        values = [f"{row[g]:.2f}" if row.get(g) is not None else "not run" for g in rungs]
         lines.append(f"| `{algo}` | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
 
 
-def target_checks(cells: dict[str, dict], rungs: list[str]) -> list[str]:
+def target_checks(cells: dict[str, dict], curves: dict[str, dict], rungs: list[str]) -> list[str]:
     """The ladder's targets, measured: the easy rung, and every algorithm doing worse rung by rung."""
     lines = []
     easy = next(iter(LADDER))
@@ -99,13 +126,17 @@ def target_checks(cells: dict[str, dict], rungs: list[str]) -> list[str]:
             acc = cells[algo][easy]["accuracy"]
             lines.append(f"{algo} on {easy}: {acc:.1%} ({'meets' if acc >= EASY_TARGET else 'misses'} "
                          f">= {EASY_TARGET:.0%})")
-    for algo, row in cells.items():
-        # skill above chance, as a share of the room above chance: 1 = perfect, 0 = chance
-        skill = [(row[g]["accuracy"] - chance(g)) / (1 - chance(g)) for g in rungs if g in row]
-        if len(skill) == len(rungs) > 1:
-            ordered = all(a > b for a, b in itertools.pairwise(skill))
-            lines.append(f"{algo}: skill above chance by rung {', '.join(f'{s:.2f}' for s in skill)} -> "
-                         f"{'harder every rung up' if ordered else 'NOT strictly harder every rung up'}")
+    for algo, row in curves.items():
+        areas = [row.get(g) for g in rungs]
+        if None in areas or len(areas) < 2:
+            continue
+        pairs = list(itertools.pairwise(areas))
+        floor = [b for a, b in pairs if a < AT_CHANCE]  # at chance already on the rung below
+        ordered = all(a > b for a, b in pairs if a >= AT_CHANCE)
+        verdict = "harder every rung up" if ordered else "NOT strictly harder every rung up"
+        if ordered and floor:
+            verdict += f" (from the first rung it is at chance on, it stays there: {len(floor)} pair(s) cannot order)"
+        lines.append(f"{algo}: learning-curve skill by rung {', '.join(f'{a:.2f}' for a in areas)} -> {verdict}")
     return lines
 
 
@@ -149,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
-    parser.add_argument("--eval-clips", type=int, default=256, help="test clips of the training-time evaluation")
+    parser.add_argument("--eval-clips", type=int, default=256, help="test clips of the training-time evaluations")
+    parser.add_argument("--evaluations", type=int, default=8,
+                        help="training-time evaluations per run, evenly spaced (their mean: learning-curve skill)")
     parser.add_argument("--skip-train", action="store_true", help="only build the table and the figure")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -172,8 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.main(["--compare", *folders, "--out", str(args.out), "--no-progress", "--no-video"])
     rows = json.loads((args.out / "leaderboard.json").read_text())
     cells = ladder_cells(rows, args.algos, args.rungs, args.seed)
-    table = table_markdown(cells, args.rungs, args.timesteps)
-    checks = target_checks(cells, args.rungs)
+    curves = {a: {g: learning_curve_skill(args.out / run_name(g, a, args.seed), g) for g in args.rungs}
+              for a in args.algos}
+    table = table_markdown(cells, curves, args.rungs, args.timesteps, args.evaluations)
+    checks = target_checks(cells, curves, args.rungs)
     total = time.perf_counter() - start
     summary = (f"\nwall time: {total / 60:.1f} min ({(trained - start) / 60:.1f} training, "
                f"{(total - (trained - start)) / 60:.1f} evaluation), {args.jobs} runs at a time")
@@ -181,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "ladder.json").write_text(json.dumps(
         {"timesteps": args.timesteps, "rungs": args.rungs, "chance": {g: chance(g) for g in args.rungs},
          "accuracy": {a: {g: r["accuracy"] for g, r in row.items()} for a, row in cells.items()},
+         "learning_curve_skill": curves,
          "wall_time_s": total}, indent=1))
     figure = write_figure(cells, args.rungs, args.out / "ladder.png")
     print(table)

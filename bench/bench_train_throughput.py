@@ -25,11 +25,14 @@ a benchmark, not a test: it prints tables.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # train_agent.py's --env-kwargs parser
 
 import envs
 from agents.devices import DeviceError, check_device
@@ -140,6 +143,9 @@ def matmul_rate(width: int, device: str, seconds: float = 1.0) -> float:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--observation-mode", default="glimpse", choices=("glimpse", "cube"))
+    p.add_argument("--env-kwargs", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="more env arguments, as train_agent.py's (e.g. periphery_dim=0: glimpse mode without the "
+                   "periphery)")
     p.add_argument("--width", type=int, default=128, help="LSTM / MLP width shared by all algorithms")
     p.add_argument("--algos", nargs="+", default=["reinforce", "lstm_ppo", "ppo", "recurrent_ppo"])
     p.add_argument("--steps", type=int, default=60_000, help="timed env steps for our agents and ppo")
@@ -165,7 +171,12 @@ def main(argv: list[str] | None = None) -> None:
             make_store(args.store)
         compare_store(args)
         return
-    env_kwargs = {"observation_mode": args.observation_mode}
+    import train_agent
+
+    try:
+        env_kwargs = {"observation_mode": args.observation_mode, **train_agent.parse_env_kwargs(args.env_kwargs)}
+    except train_agent.CliError as exc:
+        p.error(str(exc))
     on_gpu = args.device.startswith("cuda")
     where = torch.cuda.get_device_name() if on_gpu else f"{torch.get_num_threads()} torch threads"
     print(f"{ENV} {env_kwargs}, width {args.width}, {args.device} ({where})", flush=True)

@@ -1,6 +1,6 @@
 """The paper's Table I layout on the default synthetic benchmark: baseline soft attention, the REINFORCE agent
-limited to 5 glimpses, the REINFORCE agent with unlimited glimpses, plus the no-attention and fixed-glimpse
-baselines (mean pooling, random glimpses, oracle glimpses).
+limited to 5 glimpses, the REINFORCE agent with unlimited glimpses, plus our recurrent actor-critic (the hybrid
+``lstm_ppo``) and the no-attention and fixed-glimpse baselines (mean pooling, random glimpses, oracle glimpses).
 
     python bench/bench_train_table.py                           # default SyntheticGlimpse-v0
     python bench/bench_train_table.py --threads 1 --seed 0 --logdir runs/table1
@@ -27,6 +27,7 @@ ROWS: list[tuple[str, str, list[str], list[str]]] = [
     ("baseline soft attention (Sharma et al. 2015)", "soft_attention", [], []),
     ("REINFORCE attention, limited to 5 glimpses", "reinforce", ["glimpse_budget=5"], ["--n-envs", "192"]),
     ("REINFORCE attention, unlimited glimpses", "reinforce", [], []),
+    ("recurrent actor-critic: PPO glimpses, cross-entropy class head", "lstm_ppo", [], []),
     ("no attention: mean of all cells", "mean_pool", [], []),
     ("random glimpses", "random", [], []),
     ("oracle glimpses (ground-truth core)", "oracle", [], []),

@@ -96,7 +96,8 @@ def learning_curve_skill(folder: Path, rung: str) -> float | None:
     return sum(skill(e["accuracy"], rung) for e in evals) / len(evals) if evals else None
 
 
-#: Below this skill a run counts as at chance (a few test clips' worth of luck on 1,530 clips).
+#: Below this learning-curve skill a run counts as at chance (about 5 lucky clips in each of the default
+#: evaluations' 256 test clips).
 AT_CHANCE = 0.02
 
 
@@ -112,7 +113,7 @@ def table_markdown(cells: dict[str, dict], curves: dict[str, dict], rungs: list[
     lines += ["", f"Skill above chance averaged over the {evaluations} training-time evaluations (area under the "
               "learning curve; 1 = perfect from the first evaluation, 0 = chance throughout).", "", head]
     for algo, row in curves.items():
-        values = [f"{row[g]:.2f}" if row.get(g) is not None else "not run" for g in rungs]
+        values = [f"{row[g]:.3f}" if row.get(g) is not None else "not run" for g in rungs]
         lines.append(f"| `{algo}` | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
 
@@ -136,7 +137,7 @@ def target_checks(cells: dict[str, dict], curves: dict[str, dict], rungs: list[s
         verdict = "harder every rung up" if ordered else "NOT strictly harder every rung up"
         if ordered and floor:
             verdict += f" (from the first rung it is at chance on, it stays there: {len(floor)} pair(s) cannot order)"
-        lines.append(f"{algo}: learning-curve skill by rung {', '.join(f'{a:.2f}' for a in areas)} -> {verdict}")
+        lines.append(f"{algo}: learning-curve skill by rung {', '.join(f'{a:.3f}' for a in areas)} -> {verdict}")
     return lines
 
 

@@ -37,12 +37,12 @@ def test_table_and_targets() -> None:
               "lstm_ppo": {EASY: 0.99, MEDIUM: 0.97, HARD: 0.6, TOP: 0.1},  # both 100 % at the end, Medium slower
               "recurrent_ppo": {EASY: 0.7, MEDIUM: None, HARD: None, TOP: None}}
     table = bench_ladder.table_markdown(cells, curves, [EASY, MEDIUM], 200_000, 8)
-    assert "| `ppo` | 90.0% (25%) | 50.0% (10%) |" in table and "| `ppo` | 0.80 | 0.30 |" in table
-    assert "| `recurrent_ppo` | 85.0% (25%) | not run |" in table and "| `recurrent_ppo` | 0.70 | not run |" in table
+    assert "| `ppo` | 90.0% (25%) | 50.0% (10%) |" in table and "| `ppo` | 0.800 | 0.300 |" in table
+    assert "| `recurrent_ppo` | 85.0% (25%) | not run |" in table and "| `recurrent_ppo` | 0.700 | not run |" in table
     checks = bench_ladder.target_checks(cells, curves, [EASY, MEDIUM, HARD, TOP])
     assert f"ppo on {EASY}: 90.0% (meets >= 80%)" in checks and f"a2c on {EASY}: 70.0% (misses >= 80%)" in checks
     ppo = next(c for c in checks if c.startswith("ppo:"))
-    assert "0.80, 0.30, 0.00, -0.01 -> harder every rung up" in ppo and "1 pair(s) cannot order" in ppo
+    assert "0.800, 0.300, 0.000, -0.010 -> harder every rung up" in ppo and "1 pair(s) cannot order" in ppo
     assert any(c.startswith("lstm_ppo:") and c.endswith("-> harder every rung up") for c in checks)
     assert any(c.startswith("a2c:") and "NOT strictly harder" in c for c in checks)
     assert not any(c.startswith("recurrent_ppo:") for c in checks)  # not run on every rung: no verdict

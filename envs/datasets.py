@@ -149,7 +149,8 @@ def build(
         if dataset == "hmdb51" and split is None:
             split = 1
         if periphery_dim is None and store.periphery_dim is not None:
-            periphery_dim = store.periphery_dim if rule_kw.get("observation_mode", "cube") == "glimpse" else 0
+            wanted = rule_kw.get("observation_mode", "cube") == "glimpse" or rule_kw.get("periphery_motion", False)
+            periphery_dim = store.periphery_dim if wanted else 0
         periphery_dim = resolve_periphery_dim(periphery_dim, rule_kw, store.feature_dim)
         source = StoreSource(store, subset, split, dtype, classes, max_classes, periphery_dim)
         expected = {"frames": frames, "feature_dim": feature_dim, "num_classes": num_classes}
@@ -175,9 +176,11 @@ def build(
 def resolve_periphery_dim(periphery_dim: Any, rule_kw: dict[str, Any], feature_dim: int) -> int:
     """The env argument ``periphery_dim`` (None: the default) as the k the episode rules take.
 
-    Default: ``default_periphery_dim(D)`` in glimpse mode (one cell plus the periphery), 0 in cube mode
-    (the cube already holds every cell); anything else is checked.
+    Default: ``default_periphery_dim(D)`` in glimpse mode (one cell plus the periphery) and wherever
+    ``periphery_motion`` asks for one, else 0 in cube mode (the cube already holds every cell); anything
+    else is checked.
     """
     if periphery_dim is not None:
         return check_periphery_dim(periphery_dim, feature_dim)
-    return default_periphery_dim(feature_dim) if rule_kw.get("observation_mode", "cube") == "glimpse" else 0
+    wanted = rule_kw.get("observation_mode", "cube") == "glimpse" or rule_kw.get("periphery_motion", False)
+    return default_periphery_dim(feature_dim) if wanted else 0

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from envs.periphery import check_periphery_dim
+from envs.periphery import check_periphery_dim, with_motion
 from envs.reward import REWARD_MODES, step_reward
 from envs.sources import FeatureSource
 
@@ -43,6 +43,9 @@ class EpisodeRules:
     #: k, values per cell of the ``periphery`` observation (0: none, the blind glimpse mode). ``build``
     #: resolves the env argument's default (None) to ``default_periphery_dim(D)`` in glimpse mode, 0 in cube mode.
     periphery_dim: int = 0
+    #: Append to every cell's periphery the absolute change of its k values since the previous frame
+    #: (``envs.periphery.with_motion``), so the ``periphery`` observation holds 2k values per cell.
+    periphery_motion: bool = False
 
     def __post_init__(self) -> None:
         def choice(name: str, allowed: tuple[str, ...]) -> None:
@@ -60,6 +63,11 @@ class EpisodeRules:
         ):
             raise ValueError(f"glimpse_budget must be None (unlimited) or an integer >= 1, got {self.glimpse_budget!r}")
         check_periphery_dim(self.periphery_dim, self.feature_dim)
+        if not isinstance(self.periphery_motion, bool | np.bool_):
+            raise ValueError(f"periphery_motion must be True or False, got {self.periphery_motion!r}")
+        if self.periphery_motion and not self.periphery_dim:
+            raise ValueError("periphery_motion=True needs a periphery: leave periphery_dim out (the default k) or set "
+                             "it to k >= 1")
         if not 0.0 <= self.eta <= 1.0:
             raise ValueError(f"eta must lie in [0, 1], got {self.eta!r}")
 
@@ -123,7 +131,7 @@ class EpisodeRules:
             "progress": spaces.Box(0.0, 1.0, (2,), np.float32),
         }
         if self.periphery_dim:
-            entries["periphery"] = spaces.Box(0.0, FEATURE_MAX, (self.grid, self.grid, self.periphery_dim), dtype)
+            entries["periphery"] = spaces.Box(0.0, FEATURE_MAX, (self.grid, self.grid, self.periphery_values), dtype)
         if self.observation_mode == "cube":
             entries["cube"] = spaces.Box(0.0, FEATURE_MAX, (self.grid, self.grid, self.feature_dim), dtype)
         return spaces.Dict(entries)
@@ -132,6 +140,16 @@ class EpisodeRules:
         """Feature values one observation holds: the glimpse, plus the periphery, or the whole cube."""
         cells = self.num_cells * self.feature_dim if self.observation_mode == "cube" else self.feature_dim
         return cells + self.num_cells * self.periphery_dim
+
+    @property
+    def periphery_values(self) -> int:
+        """Values per cell of the ``periphery`` observation: k, or 2k with ``periphery_motion``."""
+        return self.periphery_dim * (2 if self.periphery_motion else 1)
+
+    def previous_frame_of(self, steps):
+        """The frame before the one seen after ``steps`` steps (the same frame at the first)."""
+        frame = self.frame_of(steps)
+        return frame - (frame > 0)
 
     def action_space(self) -> spaces.MultiDiscrete:
         return spaces.MultiDiscrete([self.num_cells, self.num_classes])
@@ -191,6 +209,8 @@ class EpisodeBatch:
         else:
             glimpse, on_core = self.source.glimpse_on_core(clips, frames, location)
         obs = {"glimpse": glimpse, "location": location, "progress": progress}
+        if r.periphery_motion:
+            periphery = with_motion(periphery, self.source.periphery(clips, r.previous_frame_of(steps)))
         if r.periphery_dim:
             obs["periphery"] = periphery
         if r.observation_mode == "cube":

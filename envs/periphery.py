@@ -55,6 +55,17 @@ def group_bounds(feature_dim: int, dim: int) -> np.ndarray:
     return (np.arange(dim, dtype=np.int64) * feature_dim) // dim
 
 
+def with_motion(current: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """The periphery with motion: ``current`` (..., k) followed by ``|current - previous|`` (..., k).
+
+    ``previous`` is the periphery of the frame before (the frame itself at the first frame, so no motion
+    is seen there). What changed since the last frame is the cue that finds an actor marked only by
+    moving; it is computed from periphery values the agent has already been shown, so it reads nothing
+    more from the features.
+    """
+    return np.concatenate([current, np.abs(current - previous)], axis=-1)
+
+
 def periphery(features: np.ndarray, dim: int) -> np.ndarray:
     """Periphery of cells ``features`` (..., D): the ``dim`` channel-group means, float32 (..., dim)."""
     features = np.asarray(features)

@@ -13,7 +13,9 @@ A store is a folder::
                     that counts as done. ``StoreWriter`` resumes from it.
     failures.jsonl  rows that could not be extracted, with the reason (never counted as clips).
     core.npy        optional, bool (N, T, K*K): the ground-truth action core of each frame, where the
-                    data has one (the exported synthetic benchmark), for focus accuracy.
+                    data has one (the exported synthetic benchmark, or a video dataset extracted with
+                    actor boxes: the cells each sampled frame's actor box covers), for focus accuracy and
+                    the ``oracle`` baseline.
     periphery.npy   float16 (N, T, K, K, k): the peripheral view of every cell (``envs.periphery``),
                     written with each clip; ``meta.json`` records its transform and k. Stores written
                     before it existed get it with ``python -m feature_extractors add-periphery --store DIR``.
@@ -358,6 +360,8 @@ class StoreWriter:
             self.periphery.flush()
             _write_json_atomic(path / META_FILE, meta)
         self.periphery = np.load(path / PERIPHERY_FILE, mmap_mode="r+")
+        core_file = path / CORE_FILE
+        self.core: np.ndarray | None = np.load(core_file, mmap_mode="r+") if core_file.exists() else None
 
     @classmethod
     def open(
@@ -372,11 +376,13 @@ class StoreWriter:
         settings: Mapping[str, Any] | None = None,
         subsets: Sequence[str] = (TRAIN, TEST),
         splits: Sequence[str] | None = None,
+        with_core: bool = False,
     ) -> StoreWriter:
         """Create the store at ``path``, or reopen it to resume if it was made with the same settings.
 
         ``settings`` records how the features were made (backbone, layer, weights identity, input
-        size, sampling rate...); it lands in ``meta.json`` and must match on resume.
+        size, sampling rate...); it lands in ``meta.json`` and must match on resume. ``with_core``
+        adds ``core.npy``, filled by ``write_clip(..., core=...)``.
         """
         path = Path(path)
         meta: dict[str, Any] = {
@@ -412,6 +418,9 @@ class StoreWriter:
         np.lib.format.open_memmap(path / FEATURES_FILE, mode="w+", dtype=FEATURE_DTYPE, shape=shape).flush()
         with open(path / INDEX_FILE, "w") as f:
             f.writelines(r.to_json() + "\n" for r in records)
+        if with_core:
+            core_shape = (len(records), frames, grid * grid)
+            np.lib.format.open_memmap(path / CORE_FILE, mode="w+", dtype=np.bool_, shape=core_shape).flush()
         meta["complete"] = False
         _write_json_atomic(path / META_FILE, meta)
         return cls(path, meta, records)
@@ -427,8 +436,9 @@ class StoreWriter:
         *,
         valid_frames: int | None = None,
         timestamps: Iterable[float] | None = None,
+        core: np.ndarray | None = None,
     ) -> None:
-        """Write one clip's (T, K, K, D) features and mark the row done."""
+        """Write one clip's (T, K, K, D) features (and its (T, K*K) core, for a store with one); mark the row done."""
         expected = self.features.shape[1:]
         if tuple(features.shape) != tuple(expected):
             raise StoreFormatError(f"clip features have shape {features.shape}; this store takes {expected}")
@@ -437,6 +447,14 @@ class StoreWriter:
         self.features[row] = features.astype(FEATURE_DTYPE, copy=False)
         # From the stored float16 values, so that add-periphery on the same features gives the same file.
         self.periphery[row] = periphery(self.features[row], self.periphery.shape[-1])
+        if (core is None) != (self.core is None):
+            problem = "a core was given for a store without core.npy" if self.core is None else "no core given"
+            raise StoreFormatError(f"row {row}: {problem}")
+        if self.core is not None and core is not None:
+            if tuple(core.shape) != self.core.shape[1:]:
+                raise StoreFormatError(f"clip core has shape {core.shape}; this store takes {self.core.shape[1:]}")
+            self.core[row] = core
+            self.core.flush()
         self.features.flush()
         self.periphery.flush()
         entry: dict[str, Any] = {"row": row}

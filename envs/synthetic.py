@@ -33,7 +33,7 @@ import numpy as np
 
 from envs.periphery import default_periphery_dim, periphery
 from envs.sources import FeatureSource
-from envs.store import CORE_FILE, TEST, TRAIN, ClipRecord, StoreWriter
+from envs.store import TEST, TRAIN, ClipRecord, StoreWriter
 
 GRID = 7
 SUBSET_IDS = {TRAIN: 1, TEST: 2}
@@ -393,20 +393,18 @@ def export_synthetic_store(path: str | os.PathLike[str], config: SyntheticConfig
         path, class_names=sources[0].class_names, records=records, frames=config.frames, grid=GRID,
         feature_dim=config.feature_dim, settings={"backbone": "synthetic", "weights": "synthetic",
                                                   "synthetic_config": asdict(config)},
+        with_core=True,
     )
-    core = np.lib.format.open_memmap(path / CORE_FILE, mode="w+", dtype=bool,
-                                     shape=(len(records), config.frames, GRID * GRID))
     frames = np.arange(config.frames)
     pending = set(writer.pending_rows())
     row = 0
     for source in sources:
         for clip in range(source.num_clips):
-            clips = np.full(config.frames, clip)
-            core[row] = source.core_mask(clips, frames)
             if row in pending:
-                writer.write_clip(row, source.cube(clips, frames), valid_frames=config.frames)
+                clips = np.full(config.frames, clip)
+                writer.write_clip(row, source.cube(clips, frames), valid_frames=config.frames,
+                                  core=source.core_mask(clips, frames))
             row += 1
-    core.flush()
     writer.finalize()
     return path
 

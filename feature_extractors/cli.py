@@ -1,10 +1,11 @@
-"""Command line: ``python -m feature_extractors {hmdb51,activitynet,videos,merge,add-periphery} ...``."""
+"""Command line: ``python -m feature_extractors {hmdb51,activitynet,videos,render,merge,add-periphery} ...``."""
 
 from __future__ import annotations
 
 import argparse
 import math
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from .datasets import ClipList
 from .errors import ExtractionError
 from .extract import ExtractOptions, Shard, default_workers, extract
 from .merge import merge
+from .render import VARIANTS, RenderSpec, extract_command, render
 
 DEFAULT_FPS = 10.0
 MAX_REPORT_LINES = 25
@@ -53,6 +55,8 @@ examples:
   python -m feature_extractors hmdb51 ... --out data/hmdb51 --ray HEAD:6379
   # a store written before the periphery existed:
   python -m feature_extractors add-periphery --store data/hmdb51
+  # no dataset at hand: render one (with actor boxes), then extract it with the command it prints
+  python -m feature_extractors render --variant moving --out data/rendered-moving
 """
 
 
@@ -147,6 +151,16 @@ def _add_common(parser: argparse.ArgumentParser, default_fps: float | None) -> N
         help="process only shard I of N (clips I, I+N, ...); join the N stores with `merge`",
     )
     run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    truth = parser.add_argument_group("ground truth")
+    truth.add_argument(
+        "--actors",
+        default=None,
+        metavar="JSON",
+        help="actor boxes of every video (format: {'format': 'actor-boxes/v1', 'videos': {video_id: {'width', "
+        "'height', 'frames', 'boxes': one list of [x0, y0, x1, y1] pixel boxes per decoded frame}}}; `render` "
+        "writes one): the store gets core.npy, the cells each sampled frame's actor covers, for focus accuracy "
+        "and the oracle baseline",
+    )
     cluster = parser.add_argument_group("Ray (needs the [ray] extra)")
     cluster.add_argument(
         "--ray",
@@ -182,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{hmdb51,activitynet,videos,merge,add-periphery}"
+        dest="command", required=True, metavar="{hmdb51,activitynet,videos,render,merge,add-periphery}"
     )
 
     p = sub.add_parser(
@@ -241,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=None, metavar="DIR", help="folder the list's relative paths start from")
     _add_common(p, DEFAULT_FPS)
 
+    _add_render_parser(sub)
+
     p = sub.add_parser(
         "merge",
         help="join the stores of a --shard i/n extraction into one",
@@ -266,12 +282,73 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_render_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "render",
+        help="draw a small action-video dataset with actor boxes (no download needed)",
+        description="Draw procedural action videos with a known actor box in every frame, in HMDB-51's layout "
+        "(class folders + split files) or ActivityNet's (untrimmed videos + annotation JSON), plus actors.json "
+        "for --actors. Variants: marked (the class is the actor's colour; a white ring marks it among "
+        "distractors of other colours), moving (the class is the actor's colour; only the actor moves), "
+        "motion (the class is the actor's trajectory; a ring marks it among distractors on other "
+        "trajectories). Prints the extraction command.",
+        epilog="example: python -m feature_extractors render --variant moving --out data/rendered-moving",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to create")
+    p.add_argument("--variant", default="marked", choices=sorted(VARIANTS), help="preset (default: marked)")
+    p.add_argument("--layout", default="hmdb51", choices=["hmdb51", "activitynet"],
+                   help="hmdb51 (default: trimmed clips, split files) or activitynet (untrimmed, segments)")
+    p.add_argument("--classes", dest="num_classes", type=_positive_int, default=None, help="classes (default: 10)")
+    p.add_argument("--clips-per-class", type=_positive_int, default=None,
+                   help="clips per class (default: 30; with --layout activitynet: videos = classes x this)")
+    p.add_argument("--frames", "-T", type=_positive_int, default=None, help="frames per clip (default: 30)")
+    p.add_argument("--fps", type=_positive_float, default=None, help="frame rate of the videos (default: 10)")
+    p.add_argument("--distractors", type=_non_negative_int, default=None, help="distractor objects (default: 4)")
+    p.add_argument("--clutter", type=_non_negative_int, default=None,
+                   help="small static shapes in the background (default: 12)")
+    p.add_argument("--camera-motion", type=float, default=None, help="camera pan, pixels per frame (default: 0)")
+    p.add_argument("--occlusion", type=_non_negative_int, default=None,
+                   help="grey bars sweeping in front of the scene (default: 0)")
+    p.add_argument("--seed", type=_non_negative_int, default=None, help="seed of everything drawn (default: 0)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def _render(args: argparse.Namespace) -> int:
+    spec = RenderSpec.preset(
+        args.variant,
+        layout=args.layout,
+        num_classes=args.num_classes,
+        clips_per_class=args.clips_per_class,
+        frames=args.frames,
+        fps=args.fps,
+        distractors=args.distractors,
+        clutter=args.clutter,
+        camera_motion=args.camera_motion,
+        occlusion=args.occlusion,
+        seed=args.seed,
+    )
+    start = time.perf_counter()
+    out = render(spec, args.out, progress=args.progress)
+    store = Path("data") / f"{out.name}-store"
+    print(
+        f"rendered {spec.num_clips} {spec.layout} videos ({spec.variant}: {spec.num_classes} classes) into {out} in "
+        f"{time.perf_counter() - start:.1f} s\nextract them with:\n  "
+        f"{extract_command(spec, out, store)} --weights random",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _clip_list(args: argparse.Namespace) -> ClipList:
     if args.command == "hmdb51":
-        return datasets.hmdb51(args.videos, args.splits)
-    if args.command == "activitynet":
-        return datasets.activitynet(args.videos, args.annotations, args.subsets)
-    return datasets.video_list(args.list_file, args.classes, args.root)
+        clips = datasets.hmdb51(args.videos, args.splits)
+    elif args.command == "activitynet":
+        clips = datasets.activitynet(args.videos, args.annotations, args.subsets)
+    else:
+        clips = datasets.video_list(args.list_file, args.classes, args.root)
+    if args.actors is not None:
+        clips.actors = datasets.read_actor_boxes(args.actors, clips)
+    return clips
 
 
 def _print_report(clips: ClipList) -> None:
@@ -294,6 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "add-periphery":
             print(f"wrote {add_periphery(args.store, args.dim)}", file=sys.stderr)
             return 0
+        if args.command == "render":
+            return _render(args)
         clips = _clip_list(args)
         _print_report(clips)
         options = ExtractOptions(

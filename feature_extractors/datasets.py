@@ -13,6 +13,9 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from envs.store import TEST, TRAIN, UNUSED, ClipRecord
 
@@ -24,6 +27,8 @@ HMDB51_TAGS = {"0": UNUSED, "1": TRAIN, "2": TEST}
 HMDB51_PER_FILE = (70, 30)
 HMDB51_NUM_CLASSES = 51
 ACTIVITYNET_SUBSETS = ("training", "validation", "testing")
+#: Format tag of an actor box file (``read_actor_boxes``); ``feature_extractors render`` writes one.
+ACTOR_BOXES_FORMAT = "actor-boxes/v1"
 _SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<split>[123])\.txt$")
 
 
@@ -42,6 +47,8 @@ class ClipList:
     splits: list[str] | None = None
     missing: dict[str, str] = field(default_factory=dict)
     report: list[str] = field(default_factory=list)
+    #: Actor boxes by video id (``read_actor_boxes``); the extractor turns them into the store's ``core.npy``.
+    actors: dict[str, ActorTrack] | None = None
 
 
 def _is_video(path: Path) -> bool:
@@ -65,6 +72,11 @@ def _need_file(path: Path, what: str, fix: str) -> Path:
 # ----------------------------------------------------------------------------------------- HMDB-51
 
 
+def _official_proportion(train: int, test: int) -> bool:
+    """70 train to 30 test (HMDB-51's files; a smaller dataset in its layout, such as a render, keeps the ratio)."""
+    return train > 0 and train * HMDB51_PER_FILE[1] == test * HMDB51_PER_FILE[0]
+
+
 def read_hmdb51_split_file(path: Path) -> tuple[dict[str, str], list[str]]:
     """Parse one ``<class>_test_split<k>.txt``: clip file name -> train/test/unused, plus problems seen."""
     tags: dict[str, str] = {}
@@ -83,7 +95,7 @@ def read_hmdb51_split_file(path: Path) -> tuple[dict[str, str], list[str]]:
             problems.append(f"{path.name} line {number}: '{name}' is listed twice with different tags")
         tags[name] = subset
     counts = Counter(tags.values())
-    if (counts[TRAIN], counts[TEST]) != HMDB51_PER_FILE:
+    if not _official_proportion(counts[TRAIN], counts[TEST]):
         problems.append(
             f"{path.name}: {counts[TRAIN]} train / {counts[TEST]} test clips "
             f"(the official files have {HMDB51_PER_FILE[0]} / {HMDB51_PER_FILE[1]})"
@@ -183,7 +195,8 @@ def hmdb51(videos: str | Path, splits: str | Path) -> ClipList:
     for split in HMDB51_SPLITS:
         n_train, n_test = totals[split][TRAIN], totals[split][TEST]
         expected = (HMDB51_PER_FILE[0] * len(class_names), HMDB51_PER_FILE[1] * len(class_names))
-        if (n_train, n_test) != expected:
+        full_size = len(class_names) == HMDB51_NUM_CLASSES
+        if not _official_proportion(n_train, n_test) or (full_size and (n_train, n_test) != expected):
             report.append(
                 f"split {split}: {n_train} train / {n_test} test clips on disk "
                 f"(expected {expected[0]} / {expected[1]} for {len(class_names)} classes)"
@@ -399,3 +412,101 @@ def video_list(list_file: str | Path, classes: str | Path | None = None, root: s
             + (" ..." if len(missing) > 5 else "")
         )
     return ClipList("videos", class_names, records, subsets=[TRAIN, TEST], missing=missing, report=report)
+
+
+# ------------------------------------------------------------------------------------ actor boxes
+
+
+@dataclass(frozen=True)
+class ActorTrack:
+    """Where the actor is in every frame of one video: ``boxes[f]`` lists ``[x0, y0, x1, y1]`` boxes in
+    pixels of the ``width`` x ``height`` video (x1, y1 exclusive; an empty list: no actor in frame f)."""
+
+    width: int
+    height: int
+    boxes: list[list[list[float]]]
+
+    def core(self, frame_numbers: list[int], grid: int) -> np.ndarray:
+        """The cells each sampled frame's boxes overlap, bool ``(len(frame_numbers), grid * grid)``.
+
+        The frame is stretched to the square grid as the extractor stretches it to the network's input, so
+        cell (r, c) spans ``[c/K, (c+1)/K)`` of the width and ``[r/K, (r+1)/K)`` of the height; a cell is on
+        the core when a box covers some of it.
+        """
+        edges = np.arange(grid + 1) / grid
+        mask = np.zeros((len(frame_numbers), grid, grid), dtype=bool)
+        for i, number in enumerate(frame_numbers):
+            for x0, y0, x1, y1 in self.boxes[number]:
+                cols = (edges[:-1] < x1 / self.width) & (edges[1:] > x0 / self.width)
+                rows = (edges[:-1] < y1 / self.height) & (edges[1:] > y0 / self.height)
+                mask[i] |= rows[:, None] & cols[None, :]
+        return mask.reshape(len(frame_numbers), grid * grid)
+
+
+def _track_from_json(entry: Any, where: str) -> ActorTrack:
+    """One video's entry of an actor-box file, checked; ``ExtractionError`` naming ``where`` otherwise."""
+    if not isinstance(entry, dict) or not {"width", "height", "frames", "boxes"} <= set(entry):
+        raise ExtractionError(f"{where}: expected {{'width', 'height', 'frames', 'boxes'}}, got {str(entry)[:80]!r}.")
+    width, height, frames, boxes = entry["width"], entry["height"], entry["frames"], entry["boxes"]
+    if not all(isinstance(v, int) and v > 0 for v in (width, height, frames)):
+        raise ExtractionError(f"{where}: width, height and frames must be positive integers.")
+    if not isinstance(boxes, list) or len(boxes) != frames:
+        count = len(boxes) if isinstance(boxes, list) else "no"
+        raise ExtractionError(f"{where}: 'frames' says {frames} but 'boxes' has {count} entries; one list per frame.")
+    for number, frame_boxes in enumerate(boxes):
+        for box in frame_boxes if isinstance(frame_boxes, list) else [None]:
+            ok = isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box)
+            if not ok:
+                raise ExtractionError(f"{where}, frame {number}: a box must be [x0, y0, x1, y1], got {box!r}.")
+            x0, y0, x1, y1 = box
+            if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+                raise ExtractionError(
+                    f"{where}, frame {number}: box {box} lies outside the {width} x {height} frame (or is empty); "
+                    "boxes are [x0, y0, x1, y1] pixels with 0 <= x0 < x1 <= width, 0 <= y0 < y1 <= height."
+                )
+    return ActorTrack(width, height, boxes)
+
+
+def read_actor_boxes(path: str | Path, clips: ClipList) -> dict[str, ActorTrack]:
+    """The actor boxes of every clip of ``clips`` from an actor-box file, checked against the videos.
+
+    Format (JSON): ``{"format": "actor-boxes/v1", "videos": {video_id: {"width": W, "height": H,
+    "frames": N, "boxes": [[[x0, y0, x1, y1], ...], ...]}}}`` with one list of boxes per decoded frame of
+    the video (N of them), in pixels of the W x H video. ``video_id`` is the store's id of the clip:
+    ``<class>/<file>`` for HMDB-51, the video id for ActivityNet, the listed path for a video list.
+    Every clip with a video on disk needs an entry, its frame count and size must match the file's, and
+    every box must lie inside the frame; otherwise ``ExtractionError`` names the clip and the file (checked
+    before anything is written, so a bad file never leaves half a store).
+    """
+    from .decode import video_shape
+
+    path = _need_file(Path(path), "Actor box file", "Pass --actors <actors.json> (format: see --help).")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ExtractionError(f"Actor box file '{path}' is not valid JSON ({err}).") from None
+    videos = data.get("videos") if isinstance(data, dict) else None
+    if not isinstance(videos, dict) or data.get("format") != ACTOR_BOXES_FORMAT:
+        raise ExtractionError(
+            f"'{path}' is not an actor box file: expected {{'format': '{ACTOR_BOXES_FORMAT}', 'videos': {{...}}}}."
+        )
+    tracks: dict[str, ActorTrack] = {}
+    for record in clips.records:
+        if record.source is None:
+            continue
+        if record.video_id not in videos:
+            raise ExtractionError(f"Actor box file '{path}' has no entry for clip '{record.video_id}'; add one.")
+        track = _track_from_json(videos[record.video_id], f"'{path}', clip '{record.video_id}'")
+        frames, width, height = video_shape(record.source)
+        if (width, height) != (track.width, track.height):
+            raise ExtractionError(
+                f"'{path}', clip '{record.video_id}': boxes are for a {track.width} x {track.height} frame but the "
+                f"video '{record.source}' is {width} x {height}."
+            )
+        if frames != len(track.boxes):
+            raise ExtractionError(
+                f"'{path}', clip '{record.video_id}': {len(track.boxes)} frames of boxes but the video "
+                f"'{record.source}' decodes to {frames} frames; give one list of boxes per frame."
+            )
+        tracks[record.video_id] = track
+    return tracks

@@ -190,6 +190,15 @@ def _count_frames(path: Path) -> int:
         cap.release()
 
 
+def video_shape(path: str | Path) -> tuple[int, int, int]:
+    """(frames, width, height) of a video: every frame grabbed and counted (the header's count is not trusted)."""
+    path = Path(path)
+    cap, _ = _open(path)
+    width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    cap.release()
+    return _count_frames(path), width, height
+
+
 def header_frame_count(path: Path) -> int:
     """The container's claimed frame count (0 when absent); a guess for planning, never trusted."""
     cap, _ = _open(path)

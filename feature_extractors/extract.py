@@ -32,7 +32,7 @@ from tqdm import tqdm
 from envs.store import ClipRecord, StoreWriter
 
 from .backbone import BACKBONE, FEATURE_DIM, GRID, INPUT_SIZE, LAYER, NORMALISATION, Backbone
-from .datasets import ClipList
+from .datasets import ActorTrack, ClipList
 from .decode import DecodeError, Sampling, decode_clip
 from .errors import ExtractionError
 
@@ -136,6 +136,8 @@ def store_settings(clips: ClipList, sampling: Sampling, weights_identity: str, s
     }
     if shard is not None:
         settings["shard"] = str(shard)
+    if clips.actors is not None:
+        settings["core"] = "cells overlapped by the actor boxes of each sampled frame"
     return settings
 
 
@@ -165,6 +167,7 @@ def decode_item(row: int, source: str, sampling: Sampling) -> dict[str, Any]:
         "row": row,
         "frames": torch.from_numpy(clip.frames),
         "timestamps": clip.timestamps,
+        "frame_numbers": clip.frame_numbers,
         "valid_frames": clip.valid_frames,
     }
 
@@ -243,6 +246,7 @@ class Plan:
     pending: list[int]
     jobs: list[tuple[int, str]]  # (row, source video) still to decode
     done_before: int
+    actors: dict[str, ActorTrack] | None = None  # actor boxes by video id: the store gets core.npy
 
 
 def plan_extraction(clips: ClipList, out: str | Path, options: ExtractOptions) -> Plan:
@@ -271,6 +275,7 @@ def plan_extraction(clips: ClipList, out: str | Path, options: ExtractOptions) -
         settings=store_settings(clips, sampling, backbone.identity, options.shard),
         subsets=clips.subsets,
         splits=clips.splits,
+        with_core=clips.actors is not None,
     )
     done_before = len(writer.done)
     pending = writer.pending_rows()
@@ -281,7 +286,7 @@ def plan_extraction(clips: ClipList, out: str | Path, options: ExtractOptions) -
             writer.mark_failed(row, clips.missing.get(record.video_id, "video missing on disk"))
     jobs = [(row, writer.records[row].source) for row in pending if row not in writer.failed]
     assert all(src is not None for _, src in jobs)
-    return Plan(out, writer, sampling, backbone, batch_size, pending, jobs, done_before)  # type: ignore[arg-type]
+    return Plan(out, writer, sampling, backbone, batch_size, pending, jobs, done_before, clips.actors)  # type: ignore[arg-type]
 
 
 #: (row, frame) of each filled batch position
@@ -325,6 +330,7 @@ class ClipAssembler:
             "remaining": frames_per_clip,
             "valid_frames": int(item["valid_frames"]),
             "timestamps": [float(t) for t in item["timestamps"]],
+            "core": self._core(row, item),
         }
         for frame in range(frames_per_clip):
             self._batch_array[len(self._slots)] = frames[frame]
@@ -332,6 +338,13 @@ class ClipAssembler:
             if len(self._slots) == self.plan.batch_size:
                 slots, self._slots = self._slots, []
                 yield slots
+
+    def _core(self, row: int, item: dict[str, Any]) -> np.ndarray | None:
+        """The clip's ground-truth core (T, K*K) from its actor boxes, None without them."""
+        if self.plan.actors is None:
+            return None
+        track = self.plan.actors[self.plan.writer.records[row].video_id]
+        return track.core([int(n) for n in item["frame_numbers"]], GRID)
 
     def flush(self) -> Iterator[Slots]:
         if self._slots:
@@ -357,7 +370,13 @@ class ClipAssembler:
         writer = self.plan.writer
 
         def job() -> None:
-            writer.write_clip(row, clip["features"], valid_frames=clip["valid_frames"], timestamps=clip["timestamps"])
+            writer.write_clip(
+                row,
+                clip["features"],
+                valid_frames=clip["valid_frames"],
+                timestamps=clip["timestamps"],
+                core=clip["core"],
+            )
 
         return job
 

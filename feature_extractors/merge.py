@@ -13,9 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
-from envs.store import PERIPHERY_KEY, ClipRecord, FeatureStore, StoreError, StoreWriter
+from envs.store import CORE_FILE, PERIPHERY_KEY, ClipRecord, FeatureStore, StoreError, StoreWriter
 
 from .errors import ExtractionError
 
@@ -97,7 +98,11 @@ def merge(shards: list[str | Path], out: str | Path, progress: bool = True) -> P
         settings=settings,
         subsets=meta["subsets"],
         splits=meta["splits"],
+        with_core=all((store.path / CORE_FILE).exists() for store, _, _ in opened),
     )
+    cores = {}
+    if writer.core is not None:
+        cores = {id(store): np.load(store.path / CORE_FILE, mmap_mode="r") for store, _, _ in opened}
     failures = {id(store): {int(f["row"]): f["reason"] for f in store.failures} for store, _, _ in opened}
     start = time.perf_counter()
     for r in tqdm(writer.pending_rows(), unit="clip", desc=f"merge -> {out.name}", disable=not progress):
@@ -107,7 +112,10 @@ def merge(shards: list[str | Path], out: str | Path, progress: bool = True) -> P
             writer.mark_failed(r, reason)
             continue
         source: ClipRecord = store.all_records[row]
-        writer.write_clip(r, store.features[row], valid_frames=source.valid_frames, timestamps=source.timestamps)
+        core = cores[id(store)][row] if cores else None
+        writer.write_clip(
+            r, store.features[row], valid_frames=source.valid_frames, timestamps=source.timestamps, core=core
+        )
     writer.finalize()
     print(
         f"Merged {count} shards: {total} clips ({len(writer.failed)} failed) in {time.perf_counter() - start:.1f} s "

@@ -18,14 +18,18 @@ from envs import ENV_IDS
 from envs.periphery import default_periphery_dim, periphery
 
 MODES = ("cube", "glimpse")
-#: (observation_mode, periphery_dim): the default of each mode, the blind glimpse mode, cube + periphery.
-VIEWS = (("cube", None), ("glimpse", None), ("glimpse", 0), ("cube", 1))
+#: (observation_mode, periphery_dim, periphery_motion): the default of each mode, the blind glimpse mode,
+#: cube + periphery, and the periphery with motion in both modes.
+VIEWS = (
+    ("cube", None, False), ("glimpse", None, False), ("glimpse", 0, False), ("cube", 1, False),
+    ("glimpse", None, True), ("cube", None, True),
+)  # fmt: skip
 
 
-@pytest.mark.parametrize(("mode", "periphery_dim"), VIEWS)
+@pytest.mark.parametrize(("mode", "periphery_dim", "motion"), VIEWS)
 @pytest.mark.parametrize("env_id", list(ENV_IDS))
-def test_env_checkers_pass(env_id: str, mode: str, periphery_dim: int | None, env_kwargs: dict) -> None:
-    kw = dict(env_kwargs[env_id], observation_mode=mode, periphery_dim=periphery_dim)
+def test_env_checkers_pass(env_id: str, mode: str, periphery_dim: int | None, motion: bool, env_kwargs: dict) -> None:
+    kw = dict(env_kwargs[env_id], observation_mode=mode, periphery_dim=periphery_dim, periphery_motion=motion)
     env = gym.make(env_id, render_mode="rgb_array", **kw)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -70,6 +74,33 @@ def test_periphery_is_the_group_means_of_every_cell(env_id: str, env_kwargs: dic
     vec = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point", **kw)
     vobs, _ = vec.reset(seed=0)
     np.testing.assert_array_equal(vobs["periphery"][0], env.reset(seed=0)[0]["periphery"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_periphery_motion_is_the_change_of_the_periphery_since_the_previous_frame(mode: str) -> None:
+    env = gym.make("SyntheticGlimpse-v0", observation_mode=mode, periphery_motion=True, glimpses_per_frame=2)
+    plain = gym.make("SyntheticGlimpse-v0", observation_mode=mode, periphery_dim=64, glimpses_per_frame=2)
+    obs, _ = env.reset(seed=3)
+    before, _ = plain.reset(seed=3)
+    k = 64
+    assert obs["periphery"].shape == (7, 7, 2 * k)
+    np.testing.assert_array_equal(obs["periphery"][..., :k], before["periphery"])
+    assert not obs["periphery"][..., k:].any()  # the first frame has no previous frame: no motion
+    frames = {0: before["periphery"]}  # each frame's periphery, from the env without motion
+    for step in range(5):
+        action = np.array([step, 0])
+        obs, _, _, _, info = env.step(action)
+        now, *_ = plain.step(action)
+        frame = info["frame"]
+        frames[frame] = now["periphery"]
+        expected = np.abs(now["periphery"] - frames[max(frame - 1, 0)])
+        np.testing.assert_allclose(obs["periphery"][..., k:], expected, rtol=1e-6)
+    assert obs["periphery"][..., k:].any()
+
+
+def test_periphery_motion_needs_a_periphery() -> None:
+    with pytest.raises(ValueError, match="periphery_motion=True needs a periphery"):
+        gym.make("SyntheticGlimpse-v0", observation_mode="glimpse", periphery_dim=0, periphery_motion=True)
 
 
 def test_periphery_dim_is_checked(env_kwargs: dict) -> None:

@@ -14,11 +14,18 @@ def _assert_same(a, b, where: str) -> None:
     assert _equal(a, b), f"batched and SyncVectorEnv differ at {where}: {a!r} vs {b!r}"
 
 
-@pytest.mark.parametrize("mode", ["cube", "glimpse", "glimpse-blind"])
+VIEWS = {
+    "cube": {"observation_mode": "cube"},
+    "glimpse": {"observation_mode": "glimpse"},
+    "glimpse-blind": {"observation_mode": "glimpse", "periphery_dim": 0},
+    "glimpse-motion": {"observation_mode": "glimpse", "periphery_motion": True},
+}
+
+
+@pytest.mark.parametrize("mode", list(VIEWS))
 @pytest.mark.parametrize("env_id", list(ENV_IDS))
 def test_batched_equals_sync_including_autoreset(env_id: str, mode: str, env_kwargs: dict) -> None:
-    blind = mode == "glimpse-blind"
-    view = {"observation_mode": "glimpse", "periphery_dim": 0} if blind else {"observation_mode": mode}
+    view = VIEWS[mode]
     kw = dict(env_kwargs[env_id], **view, initial_location="random", glimpses_per_frame=2, glimpse_budget=5)
     n = 3
     batched = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", **kw)

@@ -302,6 +302,8 @@ def _add_render_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clips-per-class", type=_positive_int, default=None,
                    help="clips per class (default: 30; with --layout activitynet: videos = classes x this)")
     p.add_argument("--frames", "-T", type=_positive_int, default=None, help="frames per clip (default: 30)")
+    p.add_argument("--video-frames", dest="untrimmed_frames", type=_positive_int, default=None,
+                   help="--layout activitynet: frames per untrimmed video (default: 120)")
     p.add_argument("--fps", type=_positive_float, default=None, help="frame rate of the videos (default: 10)")
     p.add_argument("--distractors", type=_non_negative_int, default=None, help="distractor objects (default: 4)")
     p.add_argument("--clutter", type=_non_negative_int, default=None,
@@ -320,6 +322,7 @@ def _render(args: argparse.Namespace) -> int:
         num_classes=args.num_classes,
         clips_per_class=args.clips_per_class,
         frames=args.frames,
+        untrimmed_frames=args.untrimmed_frames,
         fps=args.fps,
         distractors=args.distractors,
         clutter=args.clutter,

@@ -127,7 +127,10 @@ class RenderSpec:
             (0 < self.test_fraction < 1, "the test fraction must lie in (0, 1)"),
             (self.clutter >= 0 and self.occlusion >= 0, "--clutter and --occlusion must be >= 0"),
             (self.camera_motion >= 0, "--camera-motion must be >= 0"),
-            (self.untrimmed_frames >= 2 * self.frames // 3, "untrimmed videos must be longer"),
+            (
+                self.untrimmed_frames >= 2 * self.segments_per_video[1],
+                f"--video-frames must be >= {2 * self.segments_per_video[1]} (two frames per segment at least)",
+            ),
             (self.seed >= 0, "--seed must be >= 0"),
         ]
         for ok, message in checks:

@@ -80,7 +80,7 @@ class EpisodeHyperparams:
     :param weight_decay: L2 coefficient gamma of the paper's loss (Adam weight decay).
     :param max_grad_norm: gradient clipping (0 disables).
     :param network: :class:`~agents.network.NetworkConfig` entries: embed_dim, hidden_size, num_layers,
-        class_hidden, dropout, saliency_prior.
+        class_hidden, dropout, saliency_prior, encode_periphery.
     """
 
     n_envs: int
@@ -93,7 +93,7 @@ class EpisodeHyperparams:
 
     #: keys of ``network`` a user may set (the rest follow from the env and the algorithm)
     NETWORK_KEYS: ClassVar[tuple[str, ...]] = (
-        "embed_dim", "hidden_size", "num_layers", "class_hidden", "dropout", "saliency_prior"
+        "embed_dim", "hidden_size", "num_layers", "class_hidden", "dropout", "saliency_prior", "encode_periphery"
     )
 
     def to_dict(self) -> dict[str, Any]:

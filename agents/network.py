@@ -10,7 +10,10 @@ fixed-length episodes at once (training):
    uniform. ``g_t = relu(LayerNorm(W_x norm(X'_t)) + W_w w_t + W_p progress_t)``, where ``norm``
    standardises every channel with running statistics of the observed cells (kept in the network's buffers
    and updated by the learner, never by gradients). Without it the class head sits on a long plateau: the
-   features share a large common component and the class evidence is a small offset on top of it.
+   features share a large common component and the class evidence is a small offset on top of it. With
+   ``encode_periphery`` the encoding also adds ``W_q norm(sum_i w_i P_{t,i})``, the periphery of the
+   attended cell(s): with the env's ``periphery_motion``, whether the cell looked at was moving, which is
+   what tells an actor marked only by its motion from a still distractor that looks the same.
 2. **Memory core.** A multi-layer LSTM over ``g_1..g_t`` (paper: 3 layers x 512 units).
 3. **Heads** on the memory state ``h_t``:
    - location head, the policy over the next glimpse's cell: ``logits_i = X_{t,i} . q(h_t) / sqrt(D)
@@ -65,6 +68,10 @@ class NetworkConfig:
     :param saliency_prior: initial bias of the location query (0: none; the paper has none).
     :param num_cells: K*K.
     :param periphery_dim: k of the ``periphery`` observation the location head scores (0: none).
+    :param encode_periphery: the glimpse encoding also gets the periphery of the attended cell(s)
+        (``w_t``-weighted, standardised), so memory knows what the peripheral view said where it looked: with
+        ``periphery_motion`` whether that cell was moving, the one cue that tells an actor marked only by
+        moving from a still distractor of the same look. Needs ``periphery_dim``.
     """
 
     feature_dim: int
@@ -81,6 +88,7 @@ class NetworkConfig:
     saliency_prior: float = 0.0
     num_cells: int = NUM_CELLS
     periphery_dim: int = 0
+    encode_periphery: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -192,6 +200,7 @@ class GlimpseNetwork(nn.Module):
             self.register_buffer("periphery_mean", torch.zeros(p))
             self.register_buffer("periphery_var", torch.ones(p))
             self.register_buffer("periphery_count", torch.zeros((), dtype=torch.float64))
+        self.periphery_proj = nn.Linear(p, e, bias=False) if p and config.encode_periphery else None
         self.spatial = nn.Linear(h, k)
         self.class_head = nn.Sequential(
             nn.Dropout(config.dropout),
@@ -218,7 +227,7 @@ class GlimpseNetwork(nn.Module):
         """The parameters of each part (encoder, memory, location, class, value), for per-part gradient
         norms in TensorBoard and per-part learning rates."""
         parts = {
-            "encoder": (self.feature_proj, self.feature_norm, self.where_proj, self.progress_proj),
+            "encoder": (self.feature_proj, self.feature_norm, self.where_proj, self.progress_proj, self.periphery_proj),
             "memory": (self.lstm,),
             "location": (self.spatial, self.query, self.periphery_query),
             "class": (self.class_head,),
@@ -254,13 +263,22 @@ class GlimpseNetwork(nn.Module):
             fold_moments(self.periphery_mean, self.periphery_var, self.periphery_count, periphery)
 
     # ------------------------------------------------------------------ parts
-    def encode(self, x: torch.Tensor, w: torch.Tensor, progress: torch.Tensor) -> torch.Tensor:
-        """Attended input (..., D), cell weights (..., K*K), progress (..., 2) -> g (..., E).
+    def encode(
+        self, x: torch.Tensor, w: torch.Tensor, progress: torch.Tensor, periphery: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Attended input (..., D), cell weights (..., K*K), progress (..., 2) and, with ``encode_periphery``,
+        the frame's periphery (..., K, K, k) -> g (..., E).
 
         ``x = sum_i w_i X_i``, so standardising every cell equals ``(x - sum(w) * mean) / std``.
         """
         x = (x - w.sum(-1, keepdim=True) * self.input_mean) * self.input_scale()
         g = self.feature_norm(self.feature_proj(x)) + self.where_proj(w) + self.progress_proj(progress)
+        if self.periphery_proj is not None:
+            if periphery is None:
+                raise ValueError("this network encodes the periphery (encode_periphery=True) but got no 'periphery'")
+            seen = torch.matmul(w.unsqueeze(-2), _cells(periphery)).squeeze(-2)  # (..., k): the attended cells'
+            seen = (seen - w.sum(-1, keepdim=True) * self.periphery_mean) * torch.rsqrt(self.periphery_var + 1e-6)
+            g = g + self.periphery_proj(seen)
         return torch.relu(g)
 
     def location_logits(
@@ -328,7 +346,7 @@ class GlimpseNetwork(nn.Module):
             frame_x, frame_w = state.frame_x, state.frame_w
         else:
             x, w, frame_x, frame_w = self._frame_sums(obs, state)
-        g = self.encode(x, w, progress)  # (L, B, E)
+        g = self.encode(x, w, progress, obs.get("periphery"))  # (L, B, E)
         out, (h_n, c_n) = self.lstm(g, (state.h, state.c))  # out: (L, B, H)
         loc, cls, val = self.heads(out, cube, obs.get("periphery"))
         new_state = NetState(h_n, c_n, frame_x, frame_w, state.next_weights)
@@ -365,7 +383,7 @@ class GlimpseNetwork(nn.Module):
         outs: list[tuple[torch.Tensor, ...]] = []
         for t in range(cells.shape[0]):
             x = torch.matmul(w.unsqueeze(-2), cells[t]).squeeze(-2)  # (B, 1, K*K) @ (B, K*K, D) -> (B, D)
-            g = self.encode(x, w, obs["progress"][t])
+            g = self.encode(x, w, obs["progress"][t], None if periphery is None else periphery[t])
             top, (h, c) = self.lstm(g.unsqueeze(0), (h, c))  # top: (1, B, H)
             loc, cls, val = self.heads(top[0], cube[t], None if periphery is None else periphery[t])
             outs.append((loc, cls, val, w))

@@ -152,7 +152,8 @@ def build(
             wanted = rule_kw.get("observation_mode", "cube") == "glimpse" or rule_kw.get("periphery_motion", False)
             periphery_dim = store.periphery_dim if wanted else 0
         periphery_dim = resolve_periphery_dim(periphery_dim, rule_kw, store.feature_dim)
-        source = StoreSource(store, subset, split, dtype, classes, max_classes, periphery_dim)
+        source = StoreSource(store, subset, split, dtype, classes, max_classes, periphery_dim,
+                             with_motion=bool(rule_kw.get("periphery_motion", False)))
         expected = {"frames": frames, "feature_dim": feature_dim, "num_classes": num_classes}
         actual = {"frames": source.frames, "feature_dim": source.feature_dim, "num_classes": source.num_classes}
         wrong = {k: v for k, v in expected.items() if v is not None and v != actual[k]}

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from envs.periphery import check_periphery_dim, with_motion
+from envs.periphery import check_periphery_dim
 from envs.reward import REWARD_MODES, step_reward
 from envs.sources import FeatureSource
 
@@ -43,8 +43,8 @@ class EpisodeRules:
     #: k, values per cell of the ``periphery`` observation (0: none, the blind glimpse mode). ``build``
     #: resolves the env argument's default (None) to ``default_periphery_dim(D)`` in glimpse mode, 0 in cube mode.
     periphery_dim: int = 0
-    #: Append to every cell's periphery the absolute change of its k values since the previous frame
-    #: (``envs.periphery.with_motion``), so the ``periphery`` observation holds 2k values per cell.
+    #: Append to every cell's periphery its motion periphery (``envs.periphery.motion``: k group means of the
+    #: cell's change since the previous frame), so the ``periphery`` observation holds 2k values per cell.
     periphery_motion: bool = False
 
     def __post_init__(self) -> None:
@@ -146,11 +146,6 @@ class EpisodeRules:
         """Values per cell of the ``periphery`` observation: k, or 2k with ``periphery_motion``."""
         return self.periphery_dim * (2 if self.periphery_motion else 1)
 
-    def previous_frame_of(self, steps):
-        """The frame before the one seen after ``steps`` steps (the same frame at the first)."""
-        frame = self.frame_of(steps)
-        return frame - (frame > 0)
-
     def action_space(self) -> spaces.MultiDiscrete:
         return spaces.MultiDiscrete([self.num_cells, self.num_classes])
 
@@ -210,7 +205,7 @@ class EpisodeBatch:
             glimpse, on_core = self.source.glimpse_on_core(clips, frames, location)
         obs = {"glimpse": glimpse, "location": location, "progress": progress}
         if r.periphery_motion:
-            periphery = with_motion(periphery, self.source.periphery(clips, r.previous_frame_of(steps)))
+            periphery = np.concatenate([periphery, self.source.motion(clips, frames)], axis=-1)
         if r.periphery_dim:
             obs["periphery"] = periphery
         if r.observation_mode == "cube":

@@ -11,7 +11,6 @@ import numpy as np
 from envs.datasets import build
 from envs.dynamics import is_integral, require_core
 from envs.ladder import ladder_table
-from envs.periphery import with_motion
 
 
 class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
@@ -135,10 +134,12 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
     - ``observation_mode`` ``"cube"`` | ``"glimpse"``; ``observation_dtype`` ``"float32"`` | ``"float16"``.
     - ``periphery_dim``: None (default: k as above in glimpse mode, none in cube mode), 0 (no
       periphery), or k in [1, D]; for a store it must equal the k of its ``periphery.npy``.
-    - ``periphery_motion``: False (default) or True: every cell's periphery also holds the absolute
-      change of its k values since the previous frame (2k values per cell; zero at the first frame), the
-      cue that finds an actor marked only by moving. It is derived from periphery values already shown,
-      so it reads nothing more; it needs a periphery, and gives one (the default k) in cube mode too.
+    - ``periphery_motion``: False (default) or True: every cell's periphery also holds its motion
+      periphery, the k channel-group means of ``|X_t - X_{t-1}|`` (the cell's change since the previous
+      frame; zero at the first frame; ``envs.periphery.motion``), so ``periphery`` has 2k values per cell.
+      It is the cue that finds an actor marked only by moving. It needs a periphery, and gives one (the
+      default k) in cube mode too. Stores hold it in ``motion.npy`` (written at extraction, or by
+      ``add-periphery``); the synthetic benchmark computes it from the frames.
     - ``glimpses_per_frame`` (m, default 1); ``glimpse_budget`` (default None: unlimited).
     - ``reward_mode`` ``"paper"`` | ``"final"`` | ``"dense"``; ``eta`` (0.5), ``reward_positive`` (+1),
       ``reward_negative`` (-1).
@@ -270,8 +271,7 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
         if rules.periphery_dim:
             obs["periphery"] = self.source.one_periphery(ep.clip, frame)
             if rules.periphery_motion:
-                previous = self.source.one_periphery(ep.clip, rules.previous_frame_of(ep.steps))
-                obs["periphery"] = with_motion(obs["periphery"], previous)
+                obs["periphery"] = np.concatenate([obs["periphery"], self.source.one_motion(ep.clip, frame)], axis=-1)
         if rules.observation_mode == "cube":
             obs["cube"] = self.source.one_cube(ep.clip, frame)
         info = {

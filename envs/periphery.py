@@ -26,6 +26,8 @@ import numpy as np
 
 #: The transform's name and version, recorded in a store's ``meta.json`` (a new transform bumps it).
 PERIPHERY_TRANSFORM = "channel_group_mean/v1"
+#: The motion periphery's (``motion``), likewise.
+MOTION_TRANSFORM = "channel_group_mean_abs_frame_difference/v1"
 #: Largest default ``k``: more groups did not locate the core better in the calibration bench.
 MAX_DEFAULT_DIM = 64
 #: Share of the cube's values a glimpse-mode step may read (glimpse + periphery).
@@ -55,15 +57,27 @@ def group_bounds(feature_dim: int, dim: int) -> np.ndarray:
     return (np.arange(dim, dtype=np.int64) * feature_dim) // dim
 
 
-def with_motion(current: np.ndarray, previous: np.ndarray) -> np.ndarray:
-    """The periphery with motion: ``current`` (..., k) followed by ``|current - previous|`` (..., k).
+def motion(current: np.ndarray, previous: np.ndarray, dim: int) -> np.ndarray:
+    """The motion periphery of cells (..., D) against the same cells one frame earlier: the ``dim``
+    channel-group means of ``|current - previous|``, float32 (..., dim).
 
-    ``previous`` is the periphery of the frame before (the frame itself at the first frame, so no motion
-    is seen there). What changed since the last frame is the cue that finds an actor marked only by
-    moving; it is computed from periphery values the agent has already been shown, so it reads nothing
-    more from the features.
+    What changed since the last frame is the cue that finds an actor marked only by moving. The absolute
+    value comes before the group mean: measured on the rendered benchmark's moving variant (random-weight
+    GoogLeNet), the cell with the largest change lies on the actor in 92 % of frames this way and in 70 %
+    when the change of the group means is taken instead (a group's channels rise and fall together and
+    cancel).
     """
-    return np.concatenate([current, np.abs(current - previous)], axis=-1)
+    current = np.asarray(current, dtype=np.float32)
+    return periphery(np.abs(current - np.asarray(previous, dtype=np.float32)), dim)
+
+
+def clip_motion(features: np.ndarray, dim: int) -> np.ndarray:
+    """The motion periphery of every frame of a clip (T, ..., D): float32 (T, ..., dim), zero at frame 0."""
+    features = np.asarray(features)
+    out = np.zeros((*features.shape[:-1], dim), dtype=np.float32)
+    if len(features) > 1:
+        out[1:] = motion(features[1:], features[:-1], dim)
+    return out
 
 
 def periphery(features: np.ndarray, dim: int) -> np.ndarray:

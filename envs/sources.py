@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from envs.periphery import motion
 from envs.store import CORE_FILE, UNUSED, FeatureStore, StoreFormatError
 
 #: Short aliases a user may pass as ``subset`` for ActivityNet, whose own names are training/validation
@@ -81,6 +82,21 @@ class FeatureSource(ABC):
     def periphery(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray:
         """The peripheral view of whole frames (``envs.periphery``): (B, K, K, k)."""
         raise NotImplementedError(f"{self.description} serves no periphery (periphery_dim=0)")
+
+    def motion(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray:
+        """The motion periphery of whole frames (``envs.periphery.motion``, zero at frame 0): (B, K, K, k).
+
+        This default computes it from the frames and the frames before; stores read it from ``motion.npy``.
+        """
+        if not self.periphery_dim:
+            raise NotImplementedError(f"{self.description} serves no periphery (periphery_dim=0)")
+        frames = np.asarray(frames)
+        now, before = self.cube(clips, frames), self.cube(clips, np.maximum(frames - 1, 0))
+        return motion(now, before, self.periphery_dim).astype(now.dtype, copy=False)
+
+    def one_motion(self, clip: int, frame: int) -> np.ndarray:
+        """The motion periphery (K, K, k) of one frame."""
+        return self.motion(np.array([clip]), np.array([frame]))[0]
 
     def glimpse_on_core_periphery(
         self, clips: np.ndarray, frames: np.ndarray, cells: np.ndarray
@@ -178,12 +194,14 @@ class StoreSource(FeatureSource):
         classes: Sequence[str] | str | None = None,
         max_classes: int | None = None,
         periphery_dim: int = 0,
+        with_motion: bool = False,
     ) -> None:
         self.store = store
         self.dtype = np.dtype(dtype)
         self.periphery_dim = int(periphery_dim)
         # Checked before anything else: an old store opened in glimpse mode says how to upgrade it.
         self._periphery = store.open_periphery(self.periphery_dim) if self.periphery_dim else None
+        self._motion = store.open_motion(self.periphery_dim) if self.periphery_dim and with_motion else None
         splits = store.splits
         if splits:
             if split is None:
@@ -292,6 +310,18 @@ class StoreSource(FeatureSource):
         if self._periphery is None:
             return super().one_periphery(clip, frame)
         values = self._periphery[self._rows[clip], frame]
+        return check_periphery(values, self.store, np.array([clip])).astype(self.dtype)
+
+    def motion(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray:
+        if self._motion is None:
+            return super().motion(clips, frames)
+        values = self._motion[self._rows[clips], frames]
+        return check_periphery(values, self.store, clips).astype(self.dtype)
+
+    def one_motion(self, clip: int, frame: int) -> np.ndarray:
+        if self._motion is None:
+            return super().one_motion(clip, frame)
+        values = self._motion[self._rows[clip], frame]
         return check_periphery(values, self.store, np.array([clip])).astype(self.dtype)
 
     def core_mask(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray | None:

@@ -19,6 +19,9 @@ A store is a folder::
     periphery.npy   float16 (N, T, K, K, k): the peripheral view of every cell (``envs.periphery``),
                     written with each clip; ``meta.json`` records its transform and k. Stores written
                     before it existed get it with ``python -m feature_extractors add-periphery --store DIR``.
+    motion.npy      float16 (N, T, K, K, k): the motion periphery of every cell (``envs.periphery.motion``:
+                    group means of the change since the previous frame; zero at frame 0), written beside
+                    periphery.npy, read by envs made with ``periphery_motion=True``.
 
 Feature extraction (``python -m feature_extractors``) writes stores with ``StoreWriter``; the
 environments read them with ``FeatureStore``. Both live here so the format has one definition.
@@ -37,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.periphery import PERIPHERY_TRANSFORM, default_periphery_dim, periphery
+from envs.periphery import MOTION_TRANSFORM, PERIPHERY_TRANSFORM, clip_motion, default_periphery_dim, periphery
 
 FORMAT_VERSION = 1
 FEATURES_FILE = "features.npy"
@@ -50,6 +53,8 @@ PERIPHERY_FILE = "periphery.npy"
 #: ``meta.json`` key of the periphery's description; not part of the settings compared on resume (a store
 #: begun before the periphery existed resumes and gets one).
 PERIPHERY_KEY = "periphery"
+MOTION_FILE = "motion.npy"
+MOTION_KEY = "motion"
 FEATURE_DTYPE = np.float16
 
 #: Names of the subsets a clip can belong to. HMDB-51 uses train/test/unused per split;
@@ -158,6 +163,28 @@ def _append_jsonl(path: Path, row: Mapping[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
+@dataclass(frozen=True)
+class PeripheryView:
+    """A per-cell summary file written beside ``features.npy``: the periphery, or the motion periphery."""
+
+    file: str
+    key: str
+    transform: str
+    what: str
+    without: str
+
+    def of_clip(self, features: np.ndarray, dim: int) -> np.ndarray:
+        """This view of one clip's (T, K, K, D) features: float32 (T, K, K, dim)."""
+        return periphery(features, dim) if self.key == PERIPHERY_KEY else clip_motion(features, dim)
+
+
+PERIPHERY_VIEW = PeripheryView(PERIPHERY_FILE, PERIPHERY_KEY, PERIPHERY_TRANSFORM, "periphery",
+                               "pass periphery_dim=0 for the blind glimpse mode")
+MOTION_VIEW = PeripheryView(MOTION_FILE, MOTION_KEY, MOTION_TRANSFORM, "motion periphery",
+                            "leave periphery_motion out")
+VIEWS = (PERIPHERY_VIEW, MOTION_VIEW)
+
+
 class FeatureStore:
     """Read-only view of a finished feature store.
 
@@ -240,36 +267,42 @@ class FeatureStore:
         Raises ``StoreNotFoundError`` (with the upgrade command) for a store without one and
         ``StoreFormatError`` for a file of another shape, dtype or k. Never modifies the store.
         """
-        file = self.path / PERIPHERY_FILE
-        described = self.meta.get(PERIPHERY_KEY)
+        return self._open_view(PERIPHERY_VIEW, dim)
+
+    def open_motion(self, dim: int) -> np.ndarray:
+        """The memory-mapped motion periphery (N, T, K, K, dim), checked like ``open_periphery``."""
+        return self._open_view(MOTION_VIEW, dim)
+
+    def _open_view(self, view: PeripheryView, dim: int) -> np.ndarray:
+        file = self.path / view.file
+        described = self.meta.get(view.key)
         if not file.exists() or described is None:
             raise StoreNotFoundError(
-                f"the store at '{self.path}' has no peripheral view ({PERIPHERY_FILE}; it was written before "
-                f"the periphery existed): add it with {self.add_periphery_hint()}, or pass periphery_dim=0 "
-                "for the blind glimpse mode."
+                f"the store at '{self.path}' has no {view.what} ({view.file}; it was written before it existed): add "
+                f"it with {self.add_periphery_hint()}, or {view.without}."
             )
         try:
             values = np.load(file, mmap_mode="r")
         except ValueError as exc:
             raise StoreFormatError(
-                f"Store '{self.path}': {PERIPHERY_FILE} is unreadable ({exc}); recompute it with "
+                f"Store '{self.path}': {view.file} is unreadable ({exc}); recompute it with "
                 f"{self.add_periphery_hint()}."
             ) from None
         n, t, k = self.features.shape[:3]
         if values.ndim != 5 or values.shape[:4] != (n, t, k, k) or values.dtype != FEATURE_DTYPE:
             raise StoreFormatError(
-                f"Store '{self.path}': {PERIPHERY_FILE} is {values.dtype} {values.shape}; expected float16 "
+                f"Store '{self.path}': {view.file} is {values.dtype} {values.shape}; expected float16 "
                 f"({n}, {t}, {k}, {k}, k) beside features.npy. Recompute it with {self.add_periphery_hint()}."
             )
-        if described.get("transform") != PERIPHERY_TRANSFORM or values.shape[4] != described.get("dim"):
+        if described.get("transform") != view.transform or values.shape[4] != described.get("dim"):
             raise StoreFormatError(
-                f"Store '{self.path}': {PERIPHERY_FILE} was made by {described.get('transform')!r} with "
-                f"k={described.get('dim')} (file k={values.shape[4]}); this toolkit reads {PERIPHERY_TRANSFORM!r}. "
+                f"Store '{self.path}': {view.file} was made by {described.get('transform')!r} with "
+                f"k={described.get('dim')} (file k={values.shape[4]}); this toolkit reads {view.transform!r}. "
                 f"Recompute it with {self.add_periphery_hint()}."
             )
         if values.shape[4] != dim:
             raise StoreFormatError(
-                f"the store at '{self.path}' holds a periphery of k={values.shape[4]} values per cell, but "
+                f"the store at '{self.path}' holds a {view.what} of k={values.shape[4]} values per cell, but "
                 f"periphery_dim={dim} was asked for: pass periphery_dim={values.shape[4]} (or leave it out), or "
                 f"recompute it with {self.add_periphery_hint()} --dim {dim}."
             )
@@ -348,18 +381,21 @@ class StoreWriter:
         self.done = {int(r["row"]): r for r in _read_jsonl(path / DONE_FILE)}
         self.failed = {int(r["row"]): r for r in _read_jsonl(path / FAILURES_FILE)}
         n, t, k, _, d = self.features.shape
-        if PERIPHERY_KEY not in meta or not (path / PERIPHERY_FILE).exists():
-            # A new store, or one begun before the periphery existed: give it one, filled for the rows done.
-            meta[PERIPHERY_KEY] = {"transform": PERIPHERY_TRANSFORM, "dim": default_periphery_dim(d, k * k)}
-            dim = meta[PERIPHERY_KEY]["dim"]
-            np.lib.format.open_memmap(path / PERIPHERY_FILE, mode="w+", dtype=FEATURE_DTYPE,
-                                      shape=(n, t, k, k, dim)).flush()
-            self.periphery = np.load(path / PERIPHERY_FILE, mmap_mode="r+")
-            for row in sorted(self.done):
-                self.periphery[row] = periphery(self.features[row], dim)
-            self.periphery.flush()
-            _write_json_atomic(path / META_FILE, meta)
-        self.periphery = np.load(path / PERIPHERY_FILE, mmap_mode="r+")
+        #: the periphery and the motion periphery, memory-mapped for writing (``VIEWS`` order)
+        self.views: list[np.ndarray] = []
+        for view in VIEWS:
+            if view.key not in meta or not (path / view.file).exists():
+                # A new store, or one begun before this view existed: give it one, filled for the rows done.
+                dim = meta.get(PERIPHERY_KEY, {}).get("dim") or default_periphery_dim(d, k * k)
+                meta[view.key] = {"transform": view.transform, "dim": dim}
+                np.lib.format.open_memmap(path / view.file, mode="w+", dtype=FEATURE_DTYPE,
+                                          shape=(n, t, k, k, dim)).flush()
+                values = np.load(path / view.file, mmap_mode="r+")
+                for row in sorted(self.done):
+                    values[row] = view.of_clip(self.features[row], dim)
+                values.flush()
+                _write_json_atomic(path / META_FILE, meta)
+            self.views.append(np.load(path / view.file, mmap_mode="r+"))
         core_file = path / CORE_FILE
         self.core: np.ndarray | None = np.load(core_file, mmap_mode="r+") if core_file.exists() else None
 
@@ -399,7 +435,7 @@ class StoreWriter:
         records = list(records)
         if (path / META_FILE).exists():
             old = json.loads((path / META_FILE).read_text())
-            old_cmp = {k: v for k, v in old.items() if k not in ("complete", PERIPHERY_KEY)}
+            old_cmp = {k: v for k, v in old.items() if k not in ("complete", PERIPHERY_KEY, MOTION_KEY)}
             if old_cmp != json.loads(json.dumps(meta)):
                 diff = sorted(k for k in set(old_cmp) | set(meta) if old_cmp.get(k) != meta.get(k))
                 raise StoreFormatError(
@@ -445,8 +481,9 @@ class StoreWriter:
         if not np.isfinite(features).all():
             raise StoreFormatError(f"clip features of row {row} contain NaN or inf; not written")
         self.features[row] = features.astype(FEATURE_DTYPE, copy=False)
-        # From the stored float16 values, so that add-periphery on the same features gives the same file.
-        self.periphery[row] = periphery(self.features[row], self.periphery.shape[-1])
+        # From the stored float16 values, so that add-periphery on the same features gives the same files.
+        for view, values in zip(VIEWS, self.views, strict=True):
+            values[row] = view.of_clip(self.features[row], values.shape[-1])
         if (core is None) != (self.core is None):
             problem = "a core was given for a store without core.npy" if self.core is None else "no core given"
             raise StoreFormatError(f"row {row}: {problem}")
@@ -456,7 +493,8 @@ class StoreWriter:
             self.core[row] = core
             self.core.flush()
         self.features.flush()
-        self.periphery.flush()
+        for values in self.views:
+            values.flush()
         entry: dict[str, Any] = {"row": row}
         if valid_frames is not None:
             entry["valid_frames"] = int(valid_frames)
@@ -493,7 +531,8 @@ class StoreWriter:
 def remove_store(path: str | os.PathLike[str]) -> None:
     """Delete a store's own files (and its folder if that leaves it empty); other files are left alone."""
     path = Path(path)
-    for name in (FEATURES_FILE, INDEX_FILE, META_FILE, DONE_FILE, FAILURES_FILE, CORE_FILE, PERIPHERY_FILE):
+    for name in (FEATURES_FILE, INDEX_FILE, META_FILE, DONE_FILE, FAILURES_FILE, CORE_FILE, PERIPHERY_FILE,
+                 MOTION_FILE):
         for file in (path / name, path / (name + ".tmp")):
             file.unlink(missing_ok=True)
     if path.is_dir() and not any(path.iterdir()):
@@ -501,9 +540,10 @@ def remove_store(path: str | os.PathLike[str]) -> None:
 
 
 def add_periphery(path: str | os.PathLike[str], dim: int | None = None, chunk: int = 64) -> Path:
-    """Compute a finished store's ``periphery.npy`` from its features (the upgrade of an old store).
+    """Compute a finished store's ``periphery.npy`` and ``motion.npy`` from its features (the upgrade of an
+    old store, or a change of k).
 
-    ``dim`` defaults to ``default_periphery_dim(D)``. The file is written beside the store under a
+    ``dim`` defaults to ``default_periphery_dim(D)``. Each file is written beside the store under a
     temporary name and moved into place only when complete and finite, so a failure leaves the store as
     it was. Returns the periphery file's path.
     """
@@ -514,24 +554,26 @@ def add_periphery(path: str | os.PathLike[str], dim: int | None = None, chunk: i
         raise StoreFormatError(
             f"--dim must lie in [1, {d}] (the feature_dim of the store at '{store.path}'), got {dim}"
         )
-    tmp = store.path / (PERIPHERY_FILE + ".tmp")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=FEATURE_DTYPE, shape=(n, t, k, k, dim))
-    try:
-        for start in range(0, n, chunk):
-            values = periphery(store.features[start:start + chunk], dim)
-            if not np.isfinite(values).all():
-                raise StoreFormatError(
-                    f"Store '{store.path}': features of rows {start}-{min(start + chunk, n) - 1} give a NaN or inf "
-                    "periphery (the features are corrupt); nothing was changed. Re-extract the store."
-                )
-            out[start:start + chunk] = values
-        out.flush()
-        del out
-        os.replace(tmp, store.path / PERIPHERY_FILE)
-    finally:
-        tmp.unlink(missing_ok=True)
-    store.meta[PERIPHERY_KEY] = {"transform": PERIPHERY_TRANSFORM, "dim": dim}
-    _write_json_atomic(store.path / META_FILE, store.meta)
+    for view in VIEWS:
+        tmp = store.path / f"{view.file}.{os.getpid()}.tmp"
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=FEATURE_DTYPE, shape=(n, t, k, k, dim))
+        try:
+            for start in range(0, n, chunk):
+                rows = store.features[start:start + chunk]
+                values = np.stack([view.of_clip(clip, dim) for clip in rows])
+                if not np.isfinite(values).all():
+                    raise StoreFormatError(
+                        f"Store '{store.path}': features of rows {start}-{min(start + chunk, n) - 1} give a NaN or "
+                        f"inf {view.what} (the features are corrupt); nothing was changed. Re-extract the store."
+                    )
+                out[start:start + chunk] = values
+            out.flush()
+            del out
+            os.replace(tmp, store.path / view.file)
+        finally:
+            tmp.unlink(missing_ok=True)
+        store.meta[view.key] = {"transform": view.transform, "dim": dim}
+        _write_json_atomic(store.path / META_FILE, store.meta)
     return store.path / PERIPHERY_FILE
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from envs.store import CORE_FILE, PERIPHERY_KEY, ClipRecord, FeatureStore, StoreError, StoreWriter
+from envs.store import CORE_FILE, MOTION_KEY, PERIPHERY_KEY, ClipRecord, FeatureStore, StoreError, StoreWriter
 
 from .errors import ExtractionError
 
@@ -30,7 +30,8 @@ _LAYOUT_KEYS = (
     "feature_dim",
     "subsets",
     "splits",
-    PERIPHERY_KEY,  # the writer computes the merged store's periphery itself
+    PERIPHERY_KEY,  # the writer computes the merged store's periphery and motion periphery itself
+    MOTION_KEY,
 )
 
 

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from store_fixtures import random_features
 
-from envs.periphery import PERIPHERY_TRANSFORM, default_periphery_dim, periphery
+from envs.periphery import PERIPHERY_TRANSFORM, clip_motion, default_periphery_dim, periphery
 from envs.sources import InvalidFeaturesError
 from envs.store import (
     DONE_FILE,
+    MOTION_FILE,
     PERIPHERY_FILE,
     ClipRecord,
     FeatureStore,
@@ -126,7 +127,13 @@ def _make_old(path: Path) -> None:
 def test_old_store_says_how_to_upgrade_and_the_command_upgrades_it(tmp_path: Path) -> None:
     path = _finished_store(tmp_path / "s")
     expected = np.load(path / PERIPHERY_FILE)
+    expected_motion = np.load(path / MOTION_FILE)
+    features = np.load(path / "features.npy")
+    np.testing.assert_array_equal(  # written at extraction: each clip's change from frame to frame
+        expected_motion, np.stack([clip_motion(f, expected.shape[-1]) for f in features]).astype(np.float16)
+    )
     _make_old(path)
+    (path / MOTION_FILE).unlink()
     with pytest.raises(StoreNotFoundError) as err:
         gym.make("StoreGlimpse-v0", data_root=str(path), observation_mode="glimpse")
     message = str(err.value)
@@ -138,6 +145,7 @@ def test_old_store_says_how_to_upgrade_and_the_command_upgrades_it(tmp_path: Pat
                           capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert done.returncode == 0, done.stderr
     np.testing.assert_array_equal(np.load(path / PERIPHERY_FILE), expected)
+    np.testing.assert_array_equal(np.load(path / MOTION_FILE), expected_motion)
     env = gym.make("StoreGlimpse-v0", data_root=str(path), observation_mode="glimpse")
     assert env.reset(seed=0)[0]["periphery"].shape == (7, 7, default_periphery_dim(8))
     add_periphery(path, dim=3)  # another k on request; the env then asks for that k

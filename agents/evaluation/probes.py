@@ -9,7 +9,11 @@ test subset. The summaries:
   without a core are skipped), what a policy that always looks at the actor could see;
 - ``oracle_glimpse``: one core cell per frame, drawn at random among the frame's core cells (the
   ``oracle`` baseline's input);
-- ``random``: one random cell per frame (what glimpses that ignore the content see).
+- ``random``: one random cell per frame (what glimpses that ignore the content see);
+- ``core_track``: not features but where the core is: the (row, column) centre of each frame's core cells,
+  frame by frame (2T values). A class made by *how the actor moves* (the rendered benchmark's motion
+  variant) is invisible to every clip average above and plain in this one: there, attention must follow
+  the actor and remember where it went.
 
 ``oracle - mean`` well above zero says that attention can pay on this store; ``random`` near ``mean`` or
 below says that a glimpse must be chosen, not drawn. numpy only; ``bench/bench_store_calibration.py`` is the
@@ -26,7 +30,7 @@ import numpy as np
 from envs.sources import StoreSource
 from envs.store import UNUSED, FeatureStore
 
-SUMMARIES = ("mean", "oracle", "oracle_glimpse", "random")
+SUMMARIES = ("mean", "oracle", "oracle_glimpse", "random", "core_track")
 PENALTIES = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 FOLDS = 5
 
@@ -58,6 +62,8 @@ def clip_summaries(source: StoreSource, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     n, t, cells = source.num_clips, source.frames, source.grid**2
     out = {name: np.zeros((n, source.feature_dim), np.float32) for name in SUMMARIES}
+    out["core_track"] = np.zeros((n, 2 * t), np.float32)
+    grid_rows, grid_cols = np.divmod(np.arange(cells), source.grid)
     frames = np.arange(t)
     for clip in range(n):
         cube = source.cube(np.full(t, clip), frames).reshape(t, cells, -1).astype(np.float32)
@@ -71,11 +77,14 @@ def clip_summaries(source: StoreSource, seed: int = 0) -> dict[str, np.ndarray]:
             out["oracle"][clip] = out["oracle_glimpse"][clip] = out["mean"][clip]
             continue
         weights = core[seen] / core[seen].sum(axis=1, keepdims=True)
+        centre = np.full((t, 2), (source.grid - 1) / 2, np.float32)  # frames without a core: the frame's centre
+        centre[seen] = np.stack([weights @ grid_rows, weights @ grid_cols], axis=-1)
+        out["core_track"][clip] = centre.reshape(-1)
         out["oracle"][clip] = np.einsum("tc,tcd->d", weights, cube[seen]) / seen.sum()
         picks = [rng.choice(np.flatnonzero(row)) for row in core[seen]]
         out["oracle_glimpse"][clip] = cube[np.flatnonzero(seen), picks].mean(axis=0)
     if not source.has_core:
-        del out["oracle"], out["oracle_glimpse"]
+        del out["oracle"], out["oracle_glimpse"], out["core_track"]
     return out
 
 

@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs  # noqa: F401  (registers the env ids)
+import envs  # registers the env ids; envs.ENV_IDS below
 from envs.store import CORE_FILE, FeatureStore
 from feature_extractors.datasets import ActorTrack
 from feature_extractors.render import RenderSpec, SceneRenderer, render, write_video

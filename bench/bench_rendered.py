@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     args.logdir.mkdir(parents=True, exist_ok=True)
     for store in args.stores:
-        probes = probe_store(store, split="1")
+        probes = probe_store(store)
         reference = probes.accuracy["oracle"] or 0.0
         rows = []
         for label, algo, env_kwargs in ROWS:

@@ -3,6 +3,7 @@ independent computation of ActivityNet mAP / Hit@k, FLOP formulas and chart imag
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -223,6 +224,9 @@ def test_values_read_count_cells_periphery_and_cube_once_per_frame() -> None:
     seen = M.values_read(locations, rules, cube=False, periphery=True)
     np.testing.assert_array_equal(seen - blind, [3 * 49 * 64] * 2)
     np.testing.assert_array_equal(M.values_read(locations, rules, cube=True, periphery=False), [3 * 49 * 1024] * 2)
+    moving = dataclasses.replace(rules, periphery_motion=True)  # the motion periphery: k more values per cell
+    with_motion = M.values_read(locations, moving, cube=False, periphery=True)
+    np.testing.assert_array_equal(with_motion - blind, [3 * 49 * 128] * 2)
     # one cell (1,024 values) and the periphery (49 x 64) per frame: 8.3 % of the cube, within a tenth
     one_glimpse = EpisodeRules(frames=3, grid=7, feature_dim=1024, num_classes=5, periphery_dim=64)
     share = M.values_read(np.zeros((1, 3), int), one_glimpse, False, True) / (3 * 49 * 1024)

@@ -322,8 +322,8 @@ def frames_seen(steps: int, rules: Any) -> int:
 
 def values_read(locations: np.ndarray, rules: Any, cube: bool, periphery: bool) -> np.ndarray:
     """Feature values each clip's policy read, (N,), from the cells it looked at, ``locations`` (N, L): its
-    distinct cells x D, plus K*K x k per frame seen for the periphery."""
-    extra = frames_seen(locations.shape[1], rules) * rules.num_cells * rules.periphery_dim if periphery else 0
+    distinct cells x D, plus K*K x k per frame seen for the periphery (2k with its motion periphery)."""
+    extra = frames_seen(locations.shape[1], rules) * rules.num_cells * rules.periphery_values if periphery else 0
     return cells_read(locations, rules, cube) * rules.feature_dim + extra
 
 

@@ -202,8 +202,9 @@ def evaluate_run(run: Run, opts: Options) -> dict[str, Any]:
                                    "whole cube" + (" (this one does)" if cube else " (this one reads glimpses only)"),
             "attention_flops_per_clip": "torch.utils.flop_counter.FlopCounterMode over the policy's act() calls "
                                         "for one clip (matrix products + elementwise products and sums)",
-            "feature_values_read_per_clip": "feature values the policy read: distinct cells x D, plus 49 x k per "
-                                            "frame for the periphery" + (" (read)" if periphery else " (not read)"),
+            "feature_values_read_per_clip": "feature values the policy read: distinct cells x D, plus 49 x k "
+                                            "(2k with its motion) per frame for the periphery"
+                                            + (" (read)" if periphery else " (not read)"),
             "store_bytes_read_per_clip": "those values in the store's float16 (2 bytes each)",
             "share_of_cube_read": "feature values read / the values of the frames' whole cubes (49 x D per frame)",
             "cnn_flops_per_frame": "GoogLeNet FLOPs to inception5b for one frame (torch.utils.flop_counter)",

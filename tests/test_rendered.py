@@ -15,7 +15,7 @@ import pytest
 import envs  # registers the env ids; envs.ENV_IDS below
 from envs.store import CORE_FILE, FeatureStore
 from feature_extractors.datasets import ActorTrack
-from feature_extractors.render import RenderSpec, SceneRenderer, render, write_video
+from feature_extractors.render import RenderSpec, Scene, SceneRenderer, render, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--classes", "2", "--clips-per-class", "3", "--frames", "3", "--no-progress"]
@@ -200,3 +200,18 @@ def test_reinforce_learns_from_cnn_features_of_rendered_videos(tiny_marked_store
     core_share = float(np.load(tiny_marked_store / CORE_FILE).mean())  # focus of random glimpses
     assert result.accuracy >= 2 / 3  # chance: 1/3
     assert result.focus_accuracy >= 3 * core_share
+
+
+def test_camera_motion_moves_everything_and_occluders_cover_the_scene() -> None:
+    def draw(variant: str, **knobs: float) -> Scene:
+        return SceneRenderer(RenderSpec.preset(variant, clutter=0, **knobs)).draw(2, np.random.default_rng(4), 6)
+
+    def changed(scene: Scene) -> int:
+        return int((np.abs(np.diff(scene.frames.astype(int), axis=0)).sum(-1) > 0).sum())
+
+    still, panned = draw("moving"), draw("moving", camera_motion=4.0)
+    assert changed(panned) > 2 * changed(still)  # the pan moves the still distractors on screen too
+    assert all(0 <= b[0] < b[2] <= 224 and 0 <= b[1] < b[3] <= 224 for b in panned.boxes if b)
+    covered = draw("marked", occlusion=2)
+    bar = np.all(covered.frames == 128, axis=-1).all(axis=1)  # a full-height grey column in some frame
+    assert bar.any()

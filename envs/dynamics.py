@@ -128,11 +128,6 @@ class EpisodeRules:
             entries["cube"] = spaces.Box(0.0, FEATURE_MAX, (self.grid, self.grid, self.feature_dim), dtype)
         return spaces.Dict(entries)
 
-    def values_read_per_step(self) -> int:
-        """Feature values one observation holds: the glimpse, plus the periphery, or the whole cube."""
-        cells = self.num_cells * self.feature_dim if self.observation_mode == "cube" else self.feature_dim
-        return cells + self.num_cells * self.periphery_dim
-
     def action_space(self) -> spaces.MultiDiscrete:
         return spaces.MultiDiscrete([self.num_cells, self.num_classes])
 

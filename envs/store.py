@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from envs.fileio import write_json_atomic
 from envs.periphery import PERIPHERY_TRANSFORM, default_periphery_dim, periphery
 
 FORMAT_VERSION = 1
@@ -112,15 +113,6 @@ class ClipRecord:
                 raise StoreFormatError("this store has several splits; pass split=...")
             return self.subset.get(str(split), UNUSED)
         return self.subset
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -356,7 +348,7 @@ class StoreWriter:
             for row in sorted(self.done):
                 self.periphery[row] = periphery(self.features[row], dim)
             self.periphery.flush()
-            _write_json_atomic(path / META_FILE, meta)
+            write_json_atomic(path / META_FILE, meta)
         self.periphery = np.load(path / PERIPHERY_FILE, mmap_mode="r+")
 
     @classmethod
@@ -413,7 +405,7 @@ class StoreWriter:
         with open(path / INDEX_FILE, "w") as f:
             f.writelines(r.to_json() + "\n" for r in records)
         meta["complete"] = False
-        _write_json_atomic(path / META_FILE, meta)
+        write_json_atomic(path / META_FILE, meta)
         return cls(path, meta, records)
 
     def pending_rows(self) -> list[int]:
@@ -469,7 +461,7 @@ class StoreWriter:
             f.writelines(r.to_json() + "\n" for r in self.records)
         os.replace(tmp, self.path / INDEX_FILE)
         self.meta["complete"] = True
-        _write_json_atomic(self.path / META_FILE, self.meta)
+        write_json_atomic(self.path / META_FILE, self.meta)
 
 
 def remove_store(path: str | os.PathLike[str]) -> None:
@@ -513,7 +505,7 @@ def add_periphery(path: str | os.PathLike[str], dim: int | None = None, chunk: i
     finally:
         tmp.unlink(missing_ok=True)
     store.meta[PERIPHERY_KEY] = {"transform": PERIPHERY_TRANSFORM, "dim": dim}
-    _write_json_atomic(store.path / META_FILE, store.meta)
+    write_json_atomic(store.path / META_FILE, store.meta)
     return store.path / PERIPHERY_FILE
 
 

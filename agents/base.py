@@ -147,7 +147,7 @@ class EpisodeAlgorithm(Algorithm):
         self.n_envs, self.seed, self.device = n_envs, seed, torch.device(device)
         self.env = make_vector_env(env_id, self.env_kwargs, n_envs)
         try:
-            self.shape = EnvShape.of(self.env, self.env_kwargs)
+            self.shape = EnvShape.of(self.env)
             self.check_env()
         except BaseException:
             self.env.close()

@@ -3,7 +3,7 @@
     python -m agents.sweep --algos reinforce lstm_ppo --seeds 0 1 2 --out runs/sweep
     python -m agents.sweep --spec sweep.yml --out runs/sweep --cpus-per-trial 1
     python -m agents.sweep --resume runs/sweep                 # after a kill or Ctrl-C: only unfinished trials
-    python -m agents.sweep --spec sweep.yml --out /shared/runs/sweep --address HEAD:6379   # on a cluster
+    python -m agents.sweep --spec sweep.yml --out /nfs/runs/sweep --address HEAD:6379   # on a cluster
 
 Every trial is one ``train_agent.py`` run (the same code, in a Ray worker) written as an ordinary run folder
 ``<out>/<env>__<algo>__<seed>__<tag>/`` that ``evaluate.py`` reads and ``train_agent.py --resume``

@@ -1,4 +1,4 @@
-"""The feature store: the project's only on-disk format (DESIGN.md section 4).
+"""The feature store: the project's only on-disk format (docs/data.md).
 
 A store is a folder::
 

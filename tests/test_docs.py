@@ -60,7 +60,7 @@ def test_the_pages_exist() -> None:
 
 def test_slugs_follow_github() -> None:
     assert slug("Sweeps (Ray Tune)") == "sweeps-ray-tune"
-    assert slug("Feature extraction: videos -> GoogLeNet feature stores") == "feature-extraction-videos---googlenet-feature-stores"
+    assert slug("Videos -> GoogLeNet feature stores") == "videos---googlenet-feature-stores"
     assert slug("Any run's policy") == "any-runs-policy"
 
 

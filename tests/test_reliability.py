@@ -1,4 +1,4 @@
-"""First-run failures, each through the command line as a user meets them (issue 13): the exit code, a one-line
+"""First-run failures, each through the command line as a user meets them: the exit code, a one-line
 message naming what is wrong and where, nothing half-made left behind, the input untouched. Also a kill -9
 between two checkpoints, and the progress bar."""
 

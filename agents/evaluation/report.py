@@ -27,7 +27,7 @@ from agents.evaluation.run import (
 from agents.evaluation.sweep import AGGREGATION
 from envs.fileio import safe_name
 
-#: 2: the cost account of issue 10 (values and bytes read, the whole CNN per frame; "reads").
+#: Layout version of eval.json; 2 holds the cost account (values and bytes read, the whole CNN per frame; "reads").
 EVAL_FORMAT = 2
 #: Settings that must match for a stored eval.json to be reused by --compare.
 REUSE_KEYS = ("subset", "episodes", "seed", "data_root", "activitynet_gt", "checkpoint")

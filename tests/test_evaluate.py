@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from train_fixtures import TINY_ENV
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -32,7 +33,8 @@ from envs.synthetic import SyntheticConfig, export_synthetic_store
 
 torch.set_num_threads(1)
 
-TINY = {"num_classes": 4, "feature_dim": 16, "frames": 6, "train_clips_per_class": 6, "test_clips_per_class": 5}
+#: More clips than the shared tiny env: 20 test clips end in a padded batch of 3 envs.
+TINY = {**TINY_ENV, "num_classes": 4, "frames": 6, "train_clips_per_class": 6, "test_clips_per_class": 5}
 NET = {"embed_dim": 24, "hidden_size": 24, "num_layers": 1, "class_hidden": 24, "dropout": 0.0}
 #: Tiny models, as flat --hyperparams files.
 HYPERPARAMS = {
@@ -151,7 +153,7 @@ def test_episodes_subset_seed_and_report(runs, tmp_path) -> None:
 
 # ---------------------------------------------------------------------------------------------- compute
 def test_cost_account(evaluated) -> None:
-    """Values and bytes read per clip, and the whole CNN per frame for every policy (issue 10)."""
+    """Values and bytes read per clip, and the whole CNN per frame for every policy."""
     soft, glimpse, oracle = (evaluated[k]["metrics"] for k in ("soft", "reinforce", "oracle"))
     frames, d, k = TINY["frames"], TINY["feature_dim"], default_periphery_dim(TINY["feature_dim"])
     assert soft["cells_read_per_clip"] == 49 * frames  # soft attention reads every cell of every frame

@@ -16,6 +16,8 @@ from agents.evaluation import EvalResult, evaluate_policy
 from agents.hyperparams import deep_merge, load_hyperparams
 from agents.registry import resolve_algorithm
 
+pytestmark = pytest.mark.slow  # trainings of tens of thousands of steps
+
 torch.set_num_threads(1)
 
 EASY = {"num_classes": 4, "feature_dim": 64, "frames": 8, "num_distractors": 1,

@@ -20,6 +20,8 @@ import yaml
 from store_fixtures import generic_store
 from train_fixtures import SMALL_NET, TINY
 
+pytestmark = pytest.mark.slow  # command-line subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, str(ROOT / "train_agent.py")]
 

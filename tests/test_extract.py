@@ -277,6 +277,8 @@ def test_workers_start_clean_after_the_caller_used_opencv_threads(data: dict[str
     script = f"""
 import cv2, numpy as np
 from feature_extractors import ExtractOptions, datasets, extract
+
+pytestmark = pytest.mark.slow  # the extraction pipeline end to end: decoding workers and GoogLeNet on CPU
 cv2.setNumThreads(2)
 for _ in range(20):
     cv2.GaussianBlur(np.zeros((720, 1280, 3), np.uint8), (0, 0), 5)  # the caller's own OpenCV work

@@ -21,6 +21,7 @@ def ladder_calibration() -> dict[str, dict[str, float]]:
     return {rung: calibration_accuracies(rung_config(rung)) for rung in LADDER}
 
 
+@pytest.mark.slow  # the calibration of every rung: what bench/bench_synthetic_calibration.py measures
 def test_default_calibration(ladder_calibration: dict[str, dict[str, float]]) -> None:
     """Attention must matter (docs/environment.md), measured with a nearest-class-mean classifier."""
     acc = ladder_calibration["SyntheticGlimpse-v0"]
@@ -58,6 +59,7 @@ def test_the_core_stays_findable_at_every_feature_dim() -> None:
     assert acc["oracle"] >= 0.90 and acc["all_cells"] <= 0.60 and acc["random"] <= 0.40, acc
 
 
+@pytest.mark.slow  # the calibration of every rung: what bench/bench_synthetic_calibration.py measures
 def test_ladder_calibration_holds(ladder_calibration: dict[str, dict[str, float]]) -> None:
     """Oracle solves every rung; above the easiest the all-cells average is far below it; rungs get harder."""
     assert calibration_failures(ladder_calibration) == []

@@ -24,6 +24,8 @@ from feature_extractors.cli import main
 from feature_extractors.errors import ExtractionError
 from feature_extractors.extract import Shard
 
+pytestmark = pytest.mark.slow  # the extraction pipeline end to end: decoding workers and GoogLeNet on CPU
+
 T = 4
 FAST = ExtractOptions(
     frames=T, fps=10.0, weights="random", seed=0, device="cpu", batch_size=8, workers=1, progress=False
@@ -277,8 +279,6 @@ def test_workers_start_clean_after_the_caller_used_opencv_threads(data: dict[str
     script = f"""
 import cv2, numpy as np
 from feature_extractors import ExtractOptions, datasets, extract
-
-pytestmark = pytest.mark.slow  # the extraction pipeline end to end: decoding workers and GoogLeNet on CPU
 cv2.setNumThreads(2)
 for _ in range(20):
     cv2.GaussianBlur(np.zeros((720, 1280, 3), np.uint8), (0, 0), 5)  # the caller's own OpenCV work

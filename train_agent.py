@@ -25,9 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-DEFAULT_ENV = "SyntheticGlimpse-v0"
+from envs import DEFAULT_ENV
+
 EVAL_ENVS = 64
-CONFIG_FORMAT = 1
 
 
 class CliError(Exception):
@@ -103,7 +103,7 @@ def _eval_env(env_id: str, env_kwargs: dict[str, Any], n_clips_hint: int | None)
 
 
 def _config(args: argparse.Namespace, argv: list[str], **fields: Any) -> dict[str, Any]:
-    from agents.runs import git_commit, package_versions
+    from agents.runs import CONFIG_FORMAT, git_commit, package_versions
 
     return {
         "format": CONFIG_FORMAT,
@@ -222,13 +222,16 @@ def _load_newest_intact(run: Any, build: Any) -> tuple[Any, Path]:
     """A freshly built algorithm with the newest checkpoint of ``run`` that loads (a kill during a save, a full
     disk or a bad copy can leave the newest one damaged). A damaged one is renamed ``*.damaged`` (so neither
     pruning nor a later resume takes it) and the fall-back is printed."""
-    from agents.runs import RunFolderError
+    from agents.runs import FormatError, RunFolderError
 
     damaged: list[str] = []
     for _, checkpoint in reversed(run.checkpoints()):
         algo = build()
         try:
             algo.load_checkpoint(checkpoint)
+        except FormatError:  # written by another version: not damaged, so keep it and say so
+            algo.close()
+            raise
         except Exception as exc:
             algo.close()
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -22,7 +22,9 @@ from agents.envutil import EnvShape, IncompatibleEnvError, make_vector_env
 from agents.network import GlimpseNetwork, NetworkConfig, RunningMoments
 from agents.policy import LocationRule, NetworkPolicy, Policy
 from agents.rollout import EpisodeBatch, collect_episodes
+from agents.runs import check_format
 
+#: Layout version of model.pt and of our checkpoints; a loader refuses another one.
 CHECKPOINT_FORMAT = 1
 
 
@@ -145,7 +147,7 @@ class EpisodeAlgorithm(Algorithm):
         self.n_envs, self.seed, self.device = n_envs, seed, torch.device(device)
         self.env = make_vector_env(env_id, self.env_kwargs, n_envs)
         try:
-            self.shape = EnvShape.of(self.env, self.env_kwargs)
+            self.shape = EnvShape.of(self.env)
             self.check_env()
         except BaseException:
             self.env.close()
@@ -222,9 +224,8 @@ class EpisodeAlgorithm(Algorithm):
     def obs_keys(self) -> tuple[str, ...]:
         """Observation entries the update needs (the cube is large: keep it only when it is read)."""
         cfg = self.network.config
-        needs_cube = cfg.use_cube or cfg.input_mode != "glimpse"
         keys = ("glimpse", "location", "progress") + (("periphery",) if cfg.periphery_dim else ())
-        return (*keys, "cube") if needs_cube else keys
+        return (*keys, "cube") if cfg.reads_cube else keys
 
     def collect(self) -> EpisodeBatch:
         self.network.eval()
@@ -325,6 +326,7 @@ class EpisodeAlgorithm(Algorithm):
 
     def load_checkpoint(self, path: Path) -> None:
         ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        check_format(ckpt, CHECKPOINT_FORMAT, path)
         self.network.load_state_dict(ckpt["network"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.generator.set_state(ckpt["generator"])
@@ -349,6 +351,7 @@ def _network_policy(model_info: dict[str, Any], state_dict: dict[str, Any], devi
 def load_network_policy(model_path: Path, device: str = "cpu", seed: int = 0) -> NetworkPolicy:
     """Rebuild the :class:`NetworkPolicy` saved by :meth:`EpisodeAlgorithm.save_model`."""
     saved = torch.load(model_path, map_location=device, weights_only=False)
+    check_format(saved, CHECKPOINT_FORMAT, model_path)
     return _network_policy(saved, saved["state_dict"], device, seed)
 
 
@@ -357,4 +360,5 @@ def load_network_policy_from_checkpoint(
 ) -> NetworkPolicy:
     """The policy of a training checkpoint; ``model_info`` as in config.json's ``model``."""
     saved = torch.load(path, map_location=device, weights_only=False)
+    check_format(saved, CHECKPOINT_FORMAT, path)
     return _network_policy(model_info, saved["network"], device, seed)

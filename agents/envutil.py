@@ -62,8 +62,9 @@ class EnvShape:
     glimpses_per_frame: int
 
     @classmethod
-    def of(cls, env: Any, env_kwargs: dict[str, Any]) -> EnvShape:
-        """From a (vector) env's single spaces; checks that it is a glimpse env."""
+    def of(cls, env: Any) -> EnvShape:
+        """From a (vector) env's single spaces and its episode rules (what the spaces do not show, such as
+        ``glimpses_per_frame``, which a registered id may set); checks that it is a glimpse env."""
         obs_space = getattr(env, "single_observation_space", env.observation_space)
         act_space = getattr(env, "single_action_space", env.action_space)
         if not isinstance(obs_space, gym.spaces.Dict) or "glimpse" not in obs_space.spaces:
@@ -77,5 +78,5 @@ class EnvShape:
             num_cells=int(nvec[0]),
             has_cube="cube" in obs_space.spaces,
             periphery_dim=int(obs_space["periphery"].shape[-1]) if "periphery" in obs_space.spaces else 0,
-            glimpses_per_frame=int(env_kwargs.get("glimpses_per_frame", 1)),
+            glimpses_per_frame=int(getattr(getattr(env.unwrapped, "rules", None), "glimpses_per_frame", 1)),
         )

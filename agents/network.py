@@ -93,6 +93,11 @@ class NetworkConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def reads_cube(self) -> bool:
+        """Whether the network reads every cell of a frame (the ``cube`` entry), not its glimpses only."""
+        return self.use_cube or self.input_mode != "glimpse"
+
 
 class NetState(NamedTuple):
     """Recurrent state carried between single steps.

@@ -19,7 +19,6 @@ from agents.network import NetworkConfig
 from agents.reinforce import Reinforce
 from agents.supervised import CenterGlimpse, MeanPool, OracleGlimpse, RandomGlimpse, SoftAttention
 
-DEFAULT_ALGO = "reinforce"
 SB3_CLASS_FILE = "sb3_class.yml"
 #: The five supervised baselines share one file (they differ only in where they look).
 SUPERVISED_FILE = "supervised.yml"
@@ -37,7 +36,6 @@ class AlgorithmSpec:
 
     name: str
     target: type | str
-    summary: str
     hyperparams_file: str = ""
 
     def __post_init__(self) -> None:
@@ -96,19 +94,16 @@ class AlgorithmSpec:
 ALGORITHMS: dict[str, AlgorithmSpec] = {
     spec.name: spec
     for spec in (
-        AlgorithmSpec("reinforce", Reinforce, "the paper's agent: REINFORCE glimpses, cross-entropy classes"),
-        AlgorithmSpec("lstm_ppo", LstmPPO, "recurrent actor-critic, PPO over whole episodes (pure RL)"),
-        AlgorithmSpec("soft_attention", SoftAttention, "baseline: soft attention (Sharma et al. 2015), backprop",
-                      SUPERVISED_FILE),
-        AlgorithmSpec("mean_pool", MeanPool, "baseline: LSTM on the mean of all cells (no attention)",
-                      SUPERVISED_FILE),
-        AlgorithmSpec("random", RandomGlimpse, "baseline: glimpses at random cells", SUPERVISED_FILE),
-        AlgorithmSpec("center", CenterGlimpse, "baseline: glimpses at the centre cell", SUPERVISED_FILE),
-        AlgorithmSpec("oracle", OracleGlimpse, "baseline: glimpses on the ground-truth core (synthetic only)",
-                      SUPERVISED_FILE),
-        AlgorithmSpec("ppo", "stable_baselines3:PPO", "Stable-Baselines3 PPO (MultiInputPolicy, GlimpseExtractor)"),
-        AlgorithmSpec("a2c", "stable_baselines3:A2C", "Stable-Baselines3 A2C (MultiInputPolicy, GlimpseExtractor)"),
-        AlgorithmSpec("recurrent_ppo", "sb3_contrib:RecurrentPPO", "sb3-contrib RecurrentPPO (MultiInputLstmPolicy)"),
+        AlgorithmSpec("reinforce", Reinforce),
+        AlgorithmSpec("lstm_ppo", LstmPPO),
+        AlgorithmSpec("soft_attention", SoftAttention, SUPERVISED_FILE),
+        AlgorithmSpec("mean_pool", MeanPool, SUPERVISED_FILE),
+        AlgorithmSpec("random", RandomGlimpse, SUPERVISED_FILE),
+        AlgorithmSpec("center", CenterGlimpse, SUPERVISED_FILE),
+        AlgorithmSpec("oracle", OracleGlimpse, SUPERVISED_FILE),
+        AlgorithmSpec("ppo", "stable_baselines3:PPO"),
+        AlgorithmSpec("a2c", "stable_baselines3:A2C"),
+        AlgorithmSpec("recurrent_ppo", "sb3_contrib:RecurrentPPO"),
     )
 }
 
@@ -135,5 +130,5 @@ def resolve_algorithm(name: str) -> AlgorithmSpec:
                 f"{name!r} is not an SB3-compatible algorithm class (a subclass of "
                 "stable_baselines3.common.base_class.BaseAlgorithm)"
             )
-        return AlgorithmSpec(name, cls, f"{cls.__module__}.{cls.__name__}", SB3_CLASS_FILE)
+        return AlgorithmSpec(name, cls, SB3_CLASS_FILE)
     raise UnknownAlgorithmError(f"unknown algorithm {name!r}; known algorithms: {known_algorithms_text()}")

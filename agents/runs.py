@@ -1,4 +1,4 @@
-"""Run folders (DESIGN.md section 6): one per training run, ``runs/<env>__<algo>__<seed>__<time>/``::
+"""Run folders: one per training run, ``runs/<env>__<algo>__<seed>__<time>/``::
 
     config.json          everything needed to rebuild the env and the model: env id and kwargs, algorithm,
                          resolved hyperparameters, seed, n_envs, all CLI arguments, package versions, git commit
@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from agents.policy import Policy
+from envs.fileio import safe_name
+from envs.fileio import write_json_atomic as write_json
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -31,17 +33,30 @@ EVAL_LOG = "eval.jsonl"
 RESULTS_FILE = "result.json"
 VERSIONED_PACKAGES = ("gymnasium", "stable-baselines3", "sb3-contrib", "torch", "numpy", "rl_zoo3", "tensorboard")
 _CHECKPOINT_RE = re.compile(r"^step_(\d+)\.(pt|zip)$")
+#: Layout version of config.json; a reader refuses another one.
+CONFIG_FORMAT = 1
 
 
 class RunFolderError(ValueError):
     """A run folder is missing, incomplete, or does not match the request."""
 
 
+class FormatError(RunFolderError):
+    """A file written in a layout this code does not read (by another version of the toolkit)."""
+
+
+def check_format(data: Any, expected: int, path: Path | str) -> None:
+    """Raise :class:`FormatError` when ``data["format"]`` is present and is not ``expected``."""
+    found = data.get("format", expected) if isinstance(data, dict) else expected
+    if found != expected:
+        raise FormatError(f"{path} has format {found!r} but this code reads format {expected}: "
+                          "use the version of the toolkit that wrote it")
+
+
 def run_name(env_id: str, algo: str, seed: int, now: float | None = None) -> str:
     """``<env>__<algo>__<seed>__<YYYYmmdd-HHMMSS>`` (``module:Class`` algos keep only safe characters)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    safe_algo = re.sub(r"[^A-Za-z0-9_.-]+", "-", algo)
-    return f"{env_id}__{safe_algo}__{seed}__{stamp}"
+    return f"{env_id}__{safe_name(algo)}__{seed}__{stamp}"
 
 
 def package_versions() -> dict[str, str | None]:
@@ -69,13 +84,6 @@ def git_commit(cwd: Path | None = None) -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write atomically (a reader never sees half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-    os.replace(tmp, path)
-
-
 class RunFolder:
     """Paths and files of one run folder."""
 
@@ -100,9 +108,11 @@ class RunFolder:
         if not self.config_path.is_file():
             raise RunFolderError(f"{self.path} is not a run folder: it has no {CONFIG_FILE}")
         try:
-            return json.loads(self.config_path.read_text())
+            config = json.loads(self.config_path.read_text())
         except json.JSONDecodeError as exc:
             raise RunFolderError(f"{self.config_path} is not valid JSON: {exc}") from exc
+        check_format(config, CONFIG_FORMAT, self.config_path)
+        return config
 
     def checkpoint_path(self, step: int, suffix: str) -> Path:
         return self.checkpoint_dir / f"step_{step:012d}{suffix}"

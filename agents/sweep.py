@@ -3,7 +3,7 @@
     python -m agents.sweep --algos reinforce lstm_ppo --seeds 0 1 2 --out runs/sweep
     python -m agents.sweep --spec sweep.yml --out runs/sweep --cpus-per-trial 1
     python -m agents.sweep --resume runs/sweep                 # after a kill or Ctrl-C: only unfinished trials
-    python -m agents.sweep --spec sweep.yml --out /shared/runs/sweep --address HEAD:6379   # on a cluster
+    python -m agents.sweep --spec sweep.yml --out /nfs/runs/sweep --address HEAD:6379   # on a cluster
 
 Every trial is one ``train_agent.py`` run (the same code, in a Ray worker) written as an ordinary run folder
 ``<out>/<env>__<algo>__<seed>__<tag>/`` that ``evaluate.py`` reads and ``train_agent.py --resume``
@@ -42,6 +42,8 @@ from typing import Any
 import yaml
 
 from agents.cluster import ClusterError, ray_session
+from envs import DEFAULT_ENV
+from envs.fileio import safe_name
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = ROOT / "train_agent.py"
@@ -54,7 +56,6 @@ TRAIN_OPTIONS = {
     "total_timesteps": "--total-timesteps", "n_envs": "--n-envs", "eval_every": "--eval-every",
     "checkpoint_every": "--checkpoint-every", "eval_clips": "--eval-clips", "keep_checkpoints": "--keep-checkpoints",
 }  # fmt: skip
-DEFAULT_ENV = "SyntheticGlimpse-v0"
 
 
 class SweepError(ValueError):
@@ -114,7 +115,7 @@ def run_name(trial: dict[str, Any], index: int) -> str:
     """``<env>__<algo>__<seed>__t<index>-<hash of the settings>``: stable, so a resumed sweep finds its runs."""
     settings = {k: trial[k] for k in ("env", "algo", "seed", "env_kwargs", "hyperparams", "train")}
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:6]
-    algo = "".join(c if c.isalnum() or c in "_.-" else "-" for c in trial["algo"])
+    algo = safe_name(trial["algo"])
     return f"{trial['env']}__{algo}__{trial['seed']}__t{index:03d}-{digest}"
 
 
@@ -223,10 +224,6 @@ def _trainable(config: dict[str, Any]) -> None:
 
 
 # ============================================================================================== the sweep
-def _resources(args: argparse.Namespace) -> dict[str, float]:
-    return {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
-
-
 def _tuner(out: Path, setup: dict[str, Any], restore: bool) -> Any:
     from ray import tune
 

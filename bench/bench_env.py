@@ -3,9 +3,9 @@
     python bench/bench_env.py            # full run (~1-2 min)
     python bench/bench_env.py --quick    # shorter timings
 
-Prints a Markdown table for the README. Targets (issue 2): the single env in glimpse mode at least half
+Prints a Markdown table for bench/README.md. Targets: the single env in glimpse mode at least half
 of CartPole-v1's single-env rate; the batched vector env in glimpse mode at least 1,000,000 glimpse
-steps/s at 1024 sub-envs (float16 observations), with the periphery on (issue 10; "glimpse" rows) and
+steps/s at 1024 sub-envs (float16 observations), with the periphery on ("glimpse" rows) and
 without it ("glimpse, blind": ``periphery_dim=0``); peak RSS that does not grow with the number of videos.
 """
 

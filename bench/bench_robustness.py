@@ -4,7 +4,7 @@
                                      [--algos reinforce lstm_ppo] [--points ...]
 
 For each grid point (one knob of ``SyntheticGlimpse-v0`` changed from the default at a time, plus the
-5-class, 64-d point of issue 9), the calibration's nearest-class-mean accuracies (oracle glimpses, all
+5-class, 64-d point with 40 / 20 clips per class), the calibration's nearest-class-mean accuracies (oracle glimpses, all
 cells, random glimpses) and each agent's test accuracy (all test clips, deterministic) after a fixed
 budget of env steps with its shipped hyperparameters, seed 0, one torch thread per run. Target: every
 agent >= 80 % of the oracle calibration accuracy at every point. Prints a markdown table.

@@ -1,4 +1,4 @@
-"""Calibration of the synthetic benchmark's difficulty ladder (DESIGN.md section 5, envs/ladder.py).
+"""Calibration of the synthetic benchmark's difficulty ladder (docs/environment.md, envs/ladder.py).
 
     python bench/bench_synthetic_calibration.py [--data-seed N] [--rungs ID ...]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from gymnasium.envs.registration import register, registry
 
 from envs.glimpse_env import GlimpseEnv
-from envs.ladder import LADDER, ladder_table
+from envs.ladder import DEFAULT_ENV, LADDER, ladder_table
 from envs.store import ClipRecord, FeatureStore, StoreWriter, write_store
 from envs.synthetic import SyntheticConfig, export_synthetic_store
 from envs.vector import GlimpseVectorEnv
@@ -37,6 +37,7 @@ for _env_id, _dataset in ENV_IDS.items():
         )
 
 __all__ = [
+    "DEFAULT_ENV",
     "ENV_IDS",
     "LADDER",
     "ClipRecord",

@@ -10,12 +10,12 @@ import argparse
 import gymnasium as gym
 import numpy as np
 
-from envs import ENV_IDS
+from envs import DEFAULT_ENV, ENV_IDS
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m envs", description=__doc__)
-    parser.add_argument("--env", default="SyntheticGlimpse-v0", choices=list(ENV_IDS))
+    parser.add_argument("--env", default=DEFAULT_ENV, choices=list(ENV_IDS))
     parser.add_argument("--episodes", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", default=None, help="feature store folder (store-backed ids)")

@@ -136,11 +136,6 @@ class EpisodeRules:
             entries["cube"] = spaces.Box(0.0, FEATURE_MAX, (self.grid, self.grid, self.feature_dim), dtype)
         return spaces.Dict(entries)
 
-    def values_read_per_step(self) -> int:
-        """Feature values one observation holds: the glimpse, plus the periphery, or the whole cube."""
-        cells = self.num_cells * self.feature_dim if self.observation_mode == "cube" else self.feature_dim
-        return cells + self.num_cells * self.periphery_dim
-
     @property
     def periphery_values(self) -> int:
         """Values per cell of the ``periphery`` observation: k, or 2k with ``periphery_motion``."""

@@ -22,7 +22,7 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
     1024-d cells per sampled frame). The agent watches the clip frame by frame. At every step it sees
     one cell (its *glimpse*), chooses the cell it looks at next (a "jump", as in the paper) and
     predicts the action class. The reward comes at the end of the clip. This is the environment of
-    "reinforcement-learned visual attention for action recognition" (``shared/reference/paper.txt``).
+    "deep visual attention by REINFORCE" for action recognition (docs/environment.md).
 
     Ids: ``SyntheticGlimpse-v0`` (built-in synthetic benchmark, no files), ``HMDB51Glimpse-v0``,
     ``ActivityNetGlimpse-v0`` and ``StoreGlimpse-v0`` (any feature store, e.g. your own videos).
@@ -155,12 +155,10 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
 
     ## Version History
 
-    - v0: initial version. Synthetic data at ``feature_dim`` other than 1024 changed once (issue 9): the
-      class evidence and the core's signature are scaled by sqrt(1024 / D), so their per-cell
-      signal-to-noise ratio no longer falls with D (at D = 64 the core had become undetectable); the
-      default D = 1024 is bit-identical.
-      Later in v0: glimpse mode gained the ``periphery`` observation by default (``periphery_dim=0``
-      restores the earlier blind glimpse mode).
+    - v0: the current version. In the synthetic data the class evidence and the core's signature are
+      scaled by sqrt(1024 / D), so their per-cell signal-to-noise ratio does not fall with ``feature_dim``
+      (unscaled, the core is undetectable at D = 64). Glimpse mode includes the ``periphery`` observation
+      by default; ``periphery_dim=0`` is the blind glimpse mode.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}

@@ -1,4 +1,4 @@
-"""The feature store: the project's only on-disk format (DESIGN.md section 4).
+"""The feature store: the project's only on-disk format (docs/data.md).
 
 A store is a folder::
 
@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from envs.fileio import write_json_atomic
 from envs.periphery import MOTION_TRANSFORM, PERIPHERY_TRANSFORM, clip_motion, default_periphery_dim, periphery
 
 FORMAT_VERSION = 1
@@ -119,15 +120,6 @@ class ClipRecord:
                 raise StoreFormatError("this store has several splits; pass split=...")
             return self.subset.get(str(split), UNUSED)
         return self.subset
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -394,7 +386,7 @@ class StoreWriter:
                 for row in sorted(self.done):
                     values[row] = view.of_clip(self.features[row], dim)
                 values.flush()
-                _write_json_atomic(path / META_FILE, meta)
+                write_json_atomic(path / META_FILE, meta)
             self.views.append(np.load(path / view.file, mmap_mode="r+"))
         core_file = path / CORE_FILE
         self.core: np.ndarray | None = np.load(core_file, mmap_mode="r+") if core_file.exists() else None
@@ -458,7 +450,7 @@ class StoreWriter:
             core_shape = (len(records), frames, grid * grid)
             np.lib.format.open_memmap(path / CORE_FILE, mode="w+", dtype=np.bool_, shape=core_shape).flush()
         meta["complete"] = False
-        _write_json_atomic(path / META_FILE, meta)
+        write_json_atomic(path / META_FILE, meta)
         return cls(path, meta, records)
 
     def pending_rows(self) -> list[int]:
@@ -525,7 +517,7 @@ class StoreWriter:
             f.writelines(r.to_json() + "\n" for r in self.records)
         os.replace(tmp, self.path / INDEX_FILE)
         self.meta["complete"] = True
-        _write_json_atomic(self.path / META_FILE, self.meta)
+        write_json_atomic(self.path / META_FILE, self.meta)
 
 
 def remove_store(path: str | os.PathLike[str]) -> None:
@@ -573,7 +565,7 @@ def add_periphery(path: str | os.PathLike[str], dim: int | None = None, chunk: i
         finally:
             tmp.unlink(missing_ok=True)
         store.meta[view.key] = {"transform": view.transform, "dim": dim}
-        _write_json_atomic(store.path / META_FILE, store.meta)
+        write_json_atomic(store.path / META_FILE, store.meta)
     return store.path / PERIPHERY_FILE
 
 

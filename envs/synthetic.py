@@ -1,4 +1,4 @@
-"""The synthetic benchmark (DESIGN.md section 5): feature cubes where attention matters, made on the fly.
+"""The synthetic benchmark (docs/environment.md): feature cubes where attention matters, made on the fly.
 
 Every clip holds a few *actors*: rectangles of 1-4 cells that drift slowly across the 7 x 7 grid
 (bouncing off its borders). Actor 0 is the *action core*: its cells carry weak evidence of the clip's

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,6 +43,8 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
+
+from envs.fileio import write_json_atomic
 
 from .datasets import ACTOR_BOXES_FORMAT
 from .errors import ExtractionError
@@ -343,12 +344,6 @@ def write_video(path: Path, frames: np.ndarray, fps: float) -> None:
         writer.release()
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, separators=(",", ":")))
-    os.replace(tmp, path)
-
-
 def _track(scene: Scene, size: int) -> dict[str, Any]:
     return {"width": size, "height": size, "frames": len(scene.boxes), "boxes": [[b] if b else [] for b in scene.boxes]}
 
@@ -428,7 +423,7 @@ def _render_activitynet(spec: RenderSpec, out: Path, progress: Iterator[None]) -
     taxonomy = [
         {"nodeName": name, "nodeId": i, "parentName": "Root", "parentId": 0} for i, name in enumerate(spec.class_names)
     ]
-    _write_json(out / ANNOTATIONS_FILE, {"version": "VERSION 1.3", "taxonomy": taxonomy, "database": database})
+    write_json_atomic(out / ANNOTATIONS_FILE, {"version": "VERSION 1.3", "taxonomy": taxonomy, "database": database})
     return tracks
 
 
@@ -456,7 +451,7 @@ def render(spec: RenderSpec, out: str | Path, progress: bool = True) -> Path:
             tracks = _render_activitynet(spec, out, ticks)
     finally:
         bar.close()
-    _write_json(out / ACTORS_FILE, {"format": ACTOR_BOXES_FORMAT, "videos": tracks})
+    write_json_atomic(out / ACTORS_FILE, {"format": ACTOR_BOXES_FORMAT, "videos": tracks})
     described = {k: v for k, v in asdict(spec).items() if k != "notes"}
     described["class_names"] = spec.class_names
     (out / RENDER_FILE).write_text(json.dumps(described, indent=2) + "\n")

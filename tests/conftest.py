@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from ray_fixtures import local_ray, marker  # noqa: F401  (fixtures: one local Ray per test module)
 from store_fixtures import activitynet_like_store, generic_store, hmdb_like_store
+from train_fixtures import TINY_ENV
 
 import envs  # registers the env ids
 
@@ -24,19 +25,13 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-#: Small synthetic settings for fast tests.
-TINY_SYNTHETIC = {
-    "num_classes": 5, "feature_dim": 16, "frames": 6, "train_clips_per_class": 4, "test_clips_per_class": 2,
-}
-
-
 @pytest.fixture(scope="session")
 def env_kwargs(stores: dict[str, Path]) -> dict[str, dict]:
     """Keyword arguments that make each registered id small and file-backed where it needs files."""
     return {
         # the lower ladder rungs are small: they are checked with their registered knobs
         **{rung: {} for rung in envs.LADDER if rung != envs.ladder.TOP_RUNG},
-        "SyntheticGlimpse-v0": dict(TINY_SYNTHETIC),
+        "SyntheticGlimpse-v0": dict(TINY_ENV),
         "HMDB51Glimpse-v0": {"data_root": str(stores["hmdb51"]), "split": 2},
         "ActivityNetGlimpse-v0": {"data_root": str(stores["activitynet"])},
         "StoreGlimpse-v0": {"data_root": str(stores["store"])},

@@ -9,32 +9,18 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from train_fixtures import ENV, SMALL_NET, FakeSession, build_agent
+from train_fixtures import TINY_ENV as TINY
 
-import envs
 from agents.envutil import make_vector_env
 from agents.evaluation import run_sweep
-from agents.hyperparams import deep_merge, load_hyperparams
-from agents.registry import resolve_algorithm
+from agents.hyperparams import deep_merge
 
 torch.set_num_threads(1)
 
-ENV = "SyntheticGlimpse-v0"
-TINY = {"num_classes": 3, "feature_dim": 16, "frames": 5, "train_clips_per_class": 4, "test_clips_per_class": 4}
-SMALL = {"network": {"embed_dim": 16, "hidden_size": 16, "num_layers": 1, "class_hidden": 16}, "n_envs": 8}
-
-
-class _Session:
-    stop_requested = False
-
-    def on_iteration(self, num_timesteps: int, metrics: dict[str, float]) -> None:
-        self.metrics = metrics
-
 
 def build(algo: str, **overrides: Any) -> Any:
-    spec = resolve_algorithm(algo)
-    params = deep_merge(load_hyperparams(spec.hyperparams_file, ENV, envs.ENV_IDS), deep_merge(SMALL, overrides))
-    spec.check_hyperparams(params, "test")
-    return spec.build(ENV, TINY, params, n_envs=params["n_envs"], seed=0, device="cpu")
+    return build_agent(algo, TINY, **deep_merge({**SMALL_NET, "n_envs": 8}, overrides))
 
 
 class ScrambledLabels(gym.vector.VectorWrapper):
@@ -57,7 +43,7 @@ class ScrambledLabels(gym.vector.VectorWrapper):
 @pytest.mark.parametrize("algo", ["lstm_ppo", "reinforce"])
 def test_evaluation_never_reads_labels(algo: str) -> None:
     agent = build(algo)
-    agent.learn(3 * 8 * 5, _Session())
+    agent.learn(3 * 8 * 5, FakeSession())
     plain = make_vector_env(ENV, {**TINY, "subset": "test"}, 5)
     scrambled = ScrambledLabels(make_vector_env(ENV, {**TINY, "subset": "test"}, 5))
     clips = np.arange(plain.unwrapped.num_clips)
@@ -77,7 +63,7 @@ def test_hybrid_takes_the_class_head_argmax_and_learns_it_by_cross_entropy() -> 
     assert agent.hybrid and not agent.sample_class
     batch = agent.collect()
     np.testing.assert_array_equal(batch.actions[..., 1].numpy(), batch.class_probs.argmax(-1).numpy())
-    session = _Session()
+    session = FakeSession()
     agent.learn(8 * 5, session)
     assert session.metrics["train/cross_entropy"] > 0
     assert "train/class_entropy" in session.metrics and "train/grad_norm/class" in session.metrics
@@ -89,7 +75,7 @@ def test_reward_only_variant_samples_the_class() -> None:
     assert not agent.hybrid and agent.sample_class
     batch = agent.collect()
     assert (batch.actions[..., 1].numpy() != batch.class_probs.argmax(-1).numpy()).any()
-    session = _Session()
+    session = FakeSession()
     agent.learn(8 * 5, session)
     assert "train/cross_entropy" not in session.metrics
     agent.close()

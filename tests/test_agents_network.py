@@ -7,6 +7,8 @@ import copy
 import numpy as np
 import pytest
 import torch
+from train_fixtures import ENV, FakeSession
+from train_fixtures import TINY_ENV as TINY
 
 from agents.envutil import make_vector_env
 from agents.evaluation import evaluate_policy
@@ -19,8 +21,6 @@ from envs.periphery import default_periphery_dim
 
 torch.set_num_threads(1)
 
-ENV = "SyntheticGlimpse-v0"
-TINY = {"num_classes": 3, "feature_dim": 16, "frames": 5, "train_clips_per_class": 3, "test_clips_per_class": 3}
 NET = {"embed_dim": 16, "hidden_size": 16, "num_layers": 2, "class_hidden": 16, "dropout": 0.0}
 
 
@@ -181,10 +181,10 @@ def test_oracle_policy_looks_at_the_core() -> None:
 
 
 def test_evaluation_sweeps_every_test_clip_once() -> None:
-    env = make_vector_env(ENV, {**TINY, "subset": "test"}, 4)  # 9 clips: the last batch is padded
+    env = make_vector_env(ENV, {**TINY, "subset": "test"}, 4)  # 6 clips: the last batch is padded
     net = _net(use_cube=True)
     result = evaluate_policy(NetworkPolicy(net, "learned"), env)
-    assert result.n_clips == 9 == env.unwrapped.num_clips
+    assert result.n_clips == 6 == env.unwrapped.num_clips
     assert sorted(result.sweep.video_ids) == sorted(set(result.sweep.video_ids))
     assert result.glimpses_per_video == 5.0
     assert result.accuracy == pytest.approx(float((result.sweep.predictions == result.sweep.labels).mean()))
@@ -201,13 +201,6 @@ def test_policy_act_returns_actions_and_class_probabilities() -> None:
     assert probs.shape == (2, 3) and np.allclose(probs.sum(-1), 1.0, atol=1e-5)
     assert env.single_action_space.contains(actions[0])
     env.close()
-
-
-class _Session:
-    stop_requested = False
-
-    def on_iteration(self, num_timesteps: int, metrics: dict) -> None:
-        pass
 
 
 def test_reinforce_update_raises_the_probability_of_rewarded_glimpses() -> None:
@@ -278,7 +271,7 @@ def test_lstm_ppo_updates_the_policy_that_collected_the_batch() -> None:
         return update(batch)
 
     agent.update = checked_update  # type: ignore[method-assign]
-    agent.learn(3 * 8 * 5, _Session())
+    agent.learn(3 * 8 * 5, FakeSession())
     assert len(gaps) == 3 and max(gaps) < 1e-5
     seen = torch.cat([r.reshape(-1) for r in returns]).double()
     assert float(agent.return_moments.mean) == pytest.approx(float(seen.mean()), abs=1e-5)

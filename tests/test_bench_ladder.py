@@ -7,10 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_ladder  # noqa: E402
+
+pytestmark = pytest.mark.slow  # runs the ladder bench
 
 EASY, MEDIUM, HARD, TOP = ("SyntheticGlimpse-Easy-v0", "SyntheticGlimpse-Medium-v0", "SyntheticGlimpse-Hard-v0",
                            "SyntheticGlimpse-v0")

@@ -18,7 +18,7 @@ from video_fixtures import make_video_list
 from feature_extractors import ExtractOptions, datasets, extract
 
 DEVICE = "cuda"
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"), pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: our agents and the SB3 ones, in both kinds of policy

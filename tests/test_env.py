@@ -1,4 +1,4 @@
-"""The glimpse environment contract (DESIGN.md section 3) on every registered id."""
+"""The glimpse environment contract (docs/environment.md) on every registered id."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import TINY_SYNTHETIC
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from train_fixtures import TINY_ENV as TINY_SYNTHETIC
 
 import envs
 from envs import ENV_IDS

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from train_fixtures import TINY_ENV
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -32,7 +33,8 @@ from envs.synthetic import SyntheticConfig, export_synthetic_store
 
 torch.set_num_threads(1)
 
-TINY = {"num_classes": 4, "feature_dim": 16, "frames": 6, "train_clips_per_class": 6, "test_clips_per_class": 5}
+#: More clips than the shared tiny env: 20 test clips end in a padded batch of 3 envs.
+TINY = {**TINY_ENV, "num_classes": 4, "frames": 6, "train_clips_per_class": 6, "test_clips_per_class": 5}
 NET = {"embed_dim": 24, "hidden_size": 24, "num_layers": 1, "class_hidden": 24, "dropout": 0.0}
 #: Tiny models, as flat --hyperparams files.
 HYPERPARAMS = {
@@ -108,6 +110,7 @@ def independent_loop(run: Path, env_kwargs: dict[str, Any]) -> tuple[float, floa
     return float(np.mean(right)), float(np.mean(focus)), float(np.mean(rewards))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["reinforce", "soft", "ppo"])  # deterministic policies (the oracle draws a core cell)
 def test_accuracy_and_focus_match_an_independent_single_env_loop(runs, evaluated, name) -> None:
     report = evaluated[name]
@@ -124,6 +127,7 @@ def test_accuracy_and_focus_match_an_independent_single_env_loop(runs, evaluated
     assert report["settings"]["subset"] == "test"
 
 
+@pytest.mark.slow
 def test_oracle_looks_at_the_core(evaluated) -> None:
     m = evaluated["oracle"]["metrics"]
     # every glimpse it chooses is on the core; only the env's centre start glimpse may miss
@@ -131,6 +135,7 @@ def test_oracle_looks_at_the_core(evaluated) -> None:
     assert evaluated["reinforce"]["metrics"]["focus_accuracy"] < m["focus_accuracy"]
 
 
+@pytest.mark.slow
 def test_per_class_and_confusion(evaluated) -> None:
     report = evaluated["reinforce"]
     cm = np.array(report["confusion_matrix"])
@@ -139,6 +144,7 @@ def test_per_class_and_confusion(evaluated) -> None:
     assert [r["clips"] for r in report["per_class"]] == [5, 5, 5, 5]
 
 
+@pytest.mark.slow
 def test_episodes_subset_seed_and_report(runs, tmp_path) -> None:
     run = copy_run(runs["reinforce"], tmp_path)
     opts = Options(episodes=7, seed=3, video=False, subset="train", **QUIET)
@@ -150,8 +156,9 @@ def test_episodes_subset_seed_and_report(runs, tmp_path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- compute
+@pytest.mark.slow
 def test_cost_account(evaluated) -> None:
-    """Values and bytes read per clip, and the whole CNN per frame for every policy (issue 10)."""
+    """Values and bytes read per clip, and the whole CNN per frame for every policy."""
     soft, glimpse, oracle = (evaluated[k]["metrics"] for k in ("soft", "reinforce", "oracle"))
     frames, d, k = TINY["frames"], TINY["feature_dim"], default_periphery_dim(TINY["feature_dim"])
     assert soft["cells_read_per_clip"] == 49 * frames  # soft attention reads every cell of every frame
@@ -194,6 +201,7 @@ def test_attention_flops_per_clip_grow_with_the_cells_read() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- images
+@pytest.mark.slow
 def test_attention_maps_have_the_expected_size_and_are_not_blank(runs, evaluated) -> None:
     images = evaluated["oracle"]["images"]
     maps = sorted(k for k in images if k.startswith("attention_map/"))
@@ -235,6 +243,7 @@ def test_attention_maps_over_the_real_video_frames(tmp_path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- compare
+@pytest.mark.slow
 def test_compare_three_runs_sorted_with_hparams(runs, evaluated, tmp_path) -> None:
     root = tmp_path / "runs"
     copies = [Path(shutil.copytree(runs[k], root / runs[k].name)) for k in ("soft", "reinforce", "ppo")]
@@ -279,6 +288,7 @@ def test_compare_three_runs_sorted_with_hparams(runs, evaluated, tmp_path) -> No
         assert "eval/per_class_accuracy/text_summary" in texts[run]
 
 
+@pytest.mark.slow
 def test_compare_groups_the_leaderboard_by_env_id(runs, evaluated, tmp_path) -> None:
     rung = train_run(tmp_path / "rung", "reinforce", "SyntheticGlimpse-Easy-v0", dict(TINY), steps=96)
     folders = [str(copy_run(runs[k], tmp_path)) for k in ("soft", "reinforce")] + [str(rung)]
@@ -293,6 +303,7 @@ def test_compare_groups_the_leaderboard_by_env_id(runs, evaluated, tmp_path) -> 
     assert ranks == ["1", "1", "2"]  # the ranking starts again in each env's table
 
 
+@pytest.mark.slow
 def test_compare_reports_a_failing_run_and_goes_on(runs, tmp_path) -> None:
     good = copy_run(runs["reinforce"], tmp_path)
     broken = copy_run(runs["oracle"], tmp_path)
@@ -309,6 +320,7 @@ def test_compare_reports_a_failing_run_and_goes_on(runs, tmp_path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- splits
+@pytest.mark.slow
 def test_hmdb51_splits_report_each_and_the_mean(stores, tmp_path) -> None:
     root = tmp_path / "hmdb"
     folders = [train_run(root, "reinforce", "HMDB51Glimpse-v0", {"data_root": str(stores["hmdb51"]), "split": s},
@@ -327,6 +339,7 @@ def test_hmdb51_splits_report_each_and_the_mean(stores, tmp_path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- ActivityNet
+@pytest.mark.slow
 def test_activitynet_export_and_ground_truth(stores, tmp_path) -> None:
     run = train_run(tmp_path / "anet", "reinforce", "ActivityNetGlimpse-v0", {"data_root": str(stores["activitynet"])},
                     steps=48)
@@ -357,6 +370,7 @@ def test_error_not_a_run_folder(tmp_path, capsys) -> None:
         open_run(tmp_path)
 
 
+@pytest.mark.slow
 def test_error_bad_arguments(runs, capsys) -> None:
     run = str(runs["reinforce"])
     for argv, message in ((["--episodes", "0"], "--episodes must be >= 1"), (["--n-envs", "0"], "--n-envs must be"),
@@ -369,11 +383,13 @@ def test_error_bad_arguments(runs, capsys) -> None:
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_error_split_runs_that_do_not_fit(runs) -> None:
     with pytest.raises(RunError, match="--split applies to HMDB51Glimpse-v0 runs"):
         evaluate_splits([str(runs["reinforce"])], [1], Options(**QUIET), out=None)
 
 
+@pytest.mark.slow
 def test_error_unknown_env(runs, tmp_path) -> None:
     run = copy_run(runs["reinforce"], tmp_path)
     config = json.loads((run / "config.json").read_text())
@@ -382,6 +398,7 @@ def test_error_unknown_env(runs, tmp_path) -> None:
         evaluate_run(open_run(run), Options(**QUIET))
 
 
+@pytest.mark.slow
 def test_error_missing_store(runs, tmp_path) -> None:
     run = copy_run(runs["reinforce"], tmp_path)
     config = json.loads((run / "config.json").read_text())
@@ -391,6 +408,7 @@ def test_error_missing_store(runs, tmp_path) -> None:
         evaluate_run(open_run(run), Options(**QUIET))
 
 
+@pytest.mark.slow
 def test_error_store_differs_from_training(tmp_path) -> None:
     small = dict(TINY, train_clips_per_class=2, test_clips_per_class=1)
     store = export_synthetic_store(tmp_path / "store", SyntheticConfig(**small))
@@ -418,6 +436,7 @@ def test_error_store_differs_from_training(tmp_path) -> None:
         evaluate_run(open_run(run), Options(data_root=str(third), **QUIET))
 
 
+@pytest.mark.slow
 def test_error_corrupt_checkpoint_and_missing_model(runs, tmp_path) -> None:
     run = copy_run(runs["reinforce"], tmp_path)
     data = (run / "model.pt").read_bytes()

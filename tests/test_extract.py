@@ -24,6 +24,8 @@ from feature_extractors.cli import main
 from feature_extractors.errors import ExtractionError
 from feature_extractors.extract import Shard
 
+pytestmark = pytest.mark.slow  # the extraction pipeline end to end: decoding workers and GoogLeNet on CPU
+
 T = 4
 FAST = ExtractOptions(
     frames=T, fps=10.0, weights="random", seed=0, device="cpu", batch_size=8, workers=1, progress=False

@@ -23,6 +23,8 @@ from video_fixtures import make_hmdb51, write_video
 from feature_extractors import ExtractOptions, datasets, extract
 from feature_extractors.distributed import extract_on_ray
 
+pytestmark = pytest.mark.slow  # Ray
+
 ROOT = Path(__file__).resolve().parents[1]
 T = 4
 OPTIONS = ExtractOptions(frames=T, fps=10.0, weights="random", seed=0, device="cpu", batch_size=4, workers=1,

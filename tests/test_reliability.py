@@ -1,4 +1,4 @@
-"""First-run failures, each through the command line as a user meets them (issue 13): the exit code, a one-line
+"""First-run failures, each through the command line as a user meets them: the exit code, a one-line
 message naming what is wrong and where, nothing half-made left behind, the input untouched. Also a kill -9
 between two checkpoints, and the progress bar."""
 
@@ -19,6 +19,8 @@ import torch
 import yaml
 from store_fixtures import generic_store
 from train_fixtures import SMALL_NET, TINY
+
+pytestmark = pytest.mark.slow  # command-line subprocesses
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, str(ROOT / "train_agent.py")]

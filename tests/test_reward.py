@@ -5,10 +5,11 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from train_fixtures import TINY_ENV
 
 from envs.reward import paper_reward
 
-KW = {"num_classes": 4, "feature_dim": 8, "frames": 5, "train_clips_per_class": 2, "test_clips_per_class": 1}
+KW = {**TINY_ENV, "num_classes": 4}  # four classes: clip i has label i % 4
 
 
 def play(predictions: list[int] | str, video_index: int = 2, **kw) -> tuple[list[float], dict]:

@@ -53,6 +53,7 @@ def _train(root: Path, algo: str, seed: int) -> Path:
     return root / name
 
 
+@pytest.mark.slow
 def test_compare_groups_three_seeds_with_mean_iqm_and_ci(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import evaluate
 

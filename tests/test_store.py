@@ -124,6 +124,7 @@ def _make_old(path: Path) -> None:
     (path / "meta.json").write_text(json.dumps(meta))
 
 
+@pytest.mark.slow
 def test_old_store_says_how_to_upgrade_and_the_command_upgrades_it(tmp_path: Path) -> None:
     path = _finished_store(tmp_path / "s")
     expected = np.load(path / PERIPHERY_FILE)

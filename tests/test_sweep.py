@@ -17,6 +17,8 @@ from train_fixtures import SMALL_NET, TINY
 
 from agents import sweep
 
+pytestmark = pytest.mark.slow  # Ray and subprocess sweeps
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY_KWARGS = {k: int(v) for k, v in (item.split("=") for item in TINY)}
 SPEC = {

@@ -53,6 +53,7 @@ def only_run(logdir: Path) -> Path:
     return runs[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", [*ALGORITHMS, "sb3_contrib:TRPO"])
 def test_every_algorithm_trains_through_the_cli(algo: str, tmp_path: Path) -> None:
     hp = write_yaml(tmp_path / "hp.yml", OVERRIDES[algo])
@@ -86,6 +87,7 @@ def test_every_algorithm_trains_through_the_cli(algo: str, tmp_path: Path) -> No
         assert again.accuracy == pytest.approx(result["accuracy"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["reinforce", "lstm_ppo", "ppo"])
 def test_glimpse_mode_reads_the_periphery_through_the_cli(algo: str, tmp_path: Path) -> None:
     """Glimpse mode (one cell + the periphery, on by default) trains, reloads and acts like cube mode."""
@@ -109,6 +111,7 @@ def test_glimpse_mode_reads_the_periphery_through_the_cli(algo: str, tmp_path: P
         assert policy.network.config.periphery_dim == obs["periphery"].shape[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env_id", ["SyntheticGlimpse-v0", "SyntheticGlimpse-Easy-v0"])
 def test_rl_zoo3_trains_with_our_config(env_id: str, tmp_path: Path) -> None:
     # the top rung made tiny; the easy rung as registered (a ladder rung has its own zoo.yml entry)
@@ -193,6 +196,7 @@ def test_oracle_needs_a_core_annotation(
     assert not logdir.exists() or not any(logdir.iterdir())
 
 
+@pytest.mark.slow
 def test_a_class_subset_of_a_store_trains_through_the_cli(stores: dict[str, Path], tmp_path: Path) -> None:
     hp = write_yaml(tmp_path / "hp.yml", OVERRIDES["reinforce"])
     base = [sys.executable, str(ROOT / "train_agent.py"), "--algo", "reinforce", "--env", "HMDB51Glimpse-v0",
@@ -223,6 +227,7 @@ def _train(tmp_path: Path, name: str, algo: str, total: int, capsys: pytest.Capt
     return tmp_path / name
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_algorithm_or_env(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = _train(tmp_path, "r", "random", 40, capsys)
     before = sorted(p.name for p in run.rglob("*"))
@@ -241,6 +246,7 @@ def _state(run: Path) -> dict[str, torch.Tensor]:
     return torch.load(run / "model.pt", weights_only=False)["state_dict"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["reinforce", "lstm_ppo"])
 def test_resume_equals_uninterrupted(algo: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     whole = _train(tmp_path, "whole", algo, 200, capsys)
@@ -256,6 +262,7 @@ def test_resume_equals_uninterrupted(algo: str, tmp_path: Path, capsys: pytest.C
     assert sorted(steps) == sorted(set(steps)) and max(steps) >= 200
 
 
+@pytest.mark.slow
 def test_ctrl_c_writes_a_checkpoint_that_resume_continues_bit_for_bit(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -289,16 +289,14 @@ def googlenet_flops_per_frame(input_size: int = 224) -> int:
 # ---------------------------------------------------------------------------------------------- cost of a sweep
 # Every policy here works on stored GoogLeNet cubes, so each has paid the whole CNN for every frame it saw: an
 # inception5b cell's receptive field covers most of the 224 x 224 frame, so one cell cannot be computed for a
-# 49th of the network (FACTS.md: 56-86 % of a frame's FLOPs for a single cell). What hard attention saves is
+# 49th of the network (computing a single cell costs 56-86 % of a frame's FLOPs). What hard attention saves is
 # the attention model's work (``measure_cost``) and the feature values it reads: per frame seen, the glimpsed
 # cells (D values each) plus the periphery (K*K x k values) where the policy reads it, or the whole cube.
 def reads_cube(policy: Any, env: Any) -> bool:
     """Whether the policy reads every cell of the frames (the ``cube``) rather than its glimpses only."""
-    if hasattr(policy, "reads_cube"):
-        return bool(policy.reads_cube)
     cfg = getattr(getattr(policy, "network", None), "config", None)
     if cfg is not None:
-        return bool(cfg.use_cube or cfg.input_mode in ("soft", "mean"))
+        return bool(cfg.reads_cube)
     # Other policies (Stable-Baselines3's) read every observation entry they are given.
     return "cube" in env.single_observation_space.spaces
 
@@ -307,11 +305,9 @@ def reads_periphery(policy: Any, env: Any) -> bool:
     """Whether the policy reads the ``periphery`` observation (where the env serves one)."""
     if "periphery" not in env.single_observation_space.spaces:
         return False
-    if hasattr(policy, "reads_periphery"):
-        return bool(policy.reads_periphery)
     cfg = getattr(getattr(policy, "network", None), "config", None)
     if cfg is not None:
-        return bool(getattr(cfg, "periphery_dim", 0))
+        return bool(cfg.periphery_dim)
     return True  # other policies (Stable-Baselines3's) read every observation entry they are given
 
 

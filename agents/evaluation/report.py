@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +25,9 @@ from agents.evaluation.run import (
     steps_and_wall_time,
 )
 from agents.evaluation.sweep import AGGREGATION
+from envs.fileio import safe_name
 
-#: 2: the cost account of issue 10 (values and bytes read, the whole CNN per frame; "reads").
+#: Layout version of eval.json; 2 holds the cost account (values and bytes read, the whole CNN per frame; "reads").
 EVAL_FORMAT = 2
 #: Settings that must match for a stored eval.json to be reused by --compare.
 REUSE_KEYS = ("subset", "episodes", "seed", "data_root", "activitynet_gt", "checkpoint")
@@ -102,7 +102,7 @@ def json_safe(obj: Any) -> Any:
 
 
 def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:60] or "clip"
+    return safe_name(text, "_").strip("_")[:60] or "clip"
 
 
 def pick_map_clips(correct: np.ndarray, count: int) -> list[int]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.runs import CONFIG_FILE
+from agents.runs import CONFIG_FILE, CONFIG_FORMAT, FormatError, check_format
 
 EVAL_JSON, EVAL_MD, IMAGES_DIR = "eval.json", "eval.md", "evaluation"
 
@@ -59,6 +59,10 @@ def open_run(path: str | Path) -> Run:
         config = json.loads(config_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RunError(f"'{config_path}' is not valid JSON ({exc}); the run folder is damaged.") from None
+    try:
+        check_format(config, CONFIG_FORMAT, config_path)
+    except FormatError as exc:
+        raise RunError(str(exc)) from None
     missing = [k for k in ("env_id", "algo") if k not in config]
     if missing:
         raise RunError(f"'{config_path}' lacks {', '.join(missing)}: not a config written by train_agent.py.")
@@ -90,10 +94,12 @@ def load_run_policy(run: Run, device: str, seed: int, checkpoint: str | None = N
     import torch
 
     from agents import load_policy
-    from agents.runs import RunFolderError
+    from agents.runs import FormatError, RunFolderError
 
     try:
         policy = load_policy(run.path, device=device, checkpoint=checkpoint)
+    except FormatError as exc:
+        raise RunError(str(exc)) from None
     except (RunFolderError, FileNotFoundError) as exc:
         raise RunError(
             f"run '{run.path}' has no trained model to load ({exc}). Training may still be running or was "

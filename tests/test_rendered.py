@@ -85,6 +85,7 @@ def _one_cell_videos(tmp_path: Path, boxes_per_video: list[list[list[int]]]) -> 
     return tmp_path / "list.txt", actors
 
 
+@pytest.mark.slow
 def test_extraction_turns_actor_boxes_into_the_core(tmp_path: Path) -> None:
     box = [[3 * 32 + 4, 2 * 32 + 4, 4 * 32 - 4, 3 * 32 - 4]]  # inside cell (2, 3)
     listing, actors = _one_cell_videos(tmp_path, [box, box, box, box])
@@ -101,6 +102,7 @@ def test_extraction_turns_actor_boxes_into_the_core(tmp_path: Path) -> None:
     assert info["on_core"] is True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "message"),
     [

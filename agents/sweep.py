@@ -402,4 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from agents.children import reap_children_on_exit
+
+    reap_children_on_exit()  # local Ray's processes die with the driver, even on kill -9
     sys.exit(main())

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agents.cluster import ClusterError
+from envs.files import FolderInUseError
 from envs.store import StoreError, add_periphery, remove_store
 
 from . import datasets
@@ -332,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(summary.text(), file=sys.stderr)
         return 0
-    except (ExtractionError, StoreError, ClusterError) as err:
+    except (ExtractionError, StoreError, ClusterError, FolderInUseError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -49,6 +49,13 @@ def _read_pid(handle: IO[str]) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def _in_use(folder: Path, what: str, pid: int | None) -> FolderInUseError:
+    return FolderInUseError(
+        f"{what} '{folder}' is being written by {_describe_holder(pid)}: one writer at a time. Wait for it "
+        "to finish (or stop it), then run this command again."
+    )
+
+
 class FolderLock:
     """The held write lock of one folder; :meth:`release` (or garbage collection, or the process's death) drops it."""
 
@@ -85,10 +92,7 @@ def lock_folder(folder: str | os.PathLike[str], what: str = "folder") -> FolderL
     except BlockingIOError:
         holder = _read_pid(handle)
         handle.close()
-        raise FolderInUseError(
-            f"{what} '{folder}' is being written by {_describe_holder(holder)}: one writer at a time. Wait for it "
-            "to finish (or stop it), then run this command again."
-        ) from None
+        raise _in_use(folder, what, holder) from None
     except BaseException:
         handle.close()
         raise
@@ -116,6 +120,14 @@ def lock_holder(folder: str | os.PathLike[str]) -> int | None:
             return 0 if pid is None else pid
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         return None
+
+
+def refuse_if_locked(folder: str | os.PathLike[str], what: str = "folder") -> None:
+    """Raise :class:`FolderInUseError` if a live process holds ``folder``'s write lock (a check before slow work;
+    the writer still takes the lock itself)."""
+    pid = lock_holder(folder)
+    if pid is not None:
+        raise _in_use(Path(folder), what, pid or None)
 
 
 def temp_path(target: str | os.PathLike[str]) -> Path:

@@ -28,9 +28,14 @@ from envs.files import LOCK_FILE, FolderInUseError, lock_folder, lock_holder, re
 GRACE_S = 15
 
 
-def _start(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def _start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start ``cmd`` with its output in the file ``log`` (a pipe nobody reads would fill up and stall the
+    command and every child that inherited it)."""
     env = env or {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
 
 
 def _wait_for(proc: subprocess.Popen[str], ready: Callable[[], bool], what: str, timeout: float = 240) -> None:
@@ -38,7 +43,8 @@ def _wait_for(proc: subprocess.Popen[str], ready: Callable[[], bool], what: str,
     while not ready():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise AssertionError(f"never saw {what}: {proc.communicate()[1][-3000:]}")
+            proc.wait()
+            raise AssertionError(f"never saw {what}: {proc.log.read_text()[-3000:]}")
         time.sleep(0.1)
 
 
@@ -48,7 +54,6 @@ def _kill_and_check_children(proc: subprocess.Popen[str], extra: set[int] = froz
     assert children, "the command had started no process: the test would check nothing"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
-    proc.stderr.close()
     left = survivors(children, GRACE_S)
     for pid in left:  # leave the machine clean even when the check fails
         os.kill(pid, signal.SIGKILL)
@@ -97,7 +102,7 @@ def test_resume_of_a_run_that_is_still_training_is_refused(tmp_path: Path) -> No
     cmd = [*TRAIN, "--env-kwargs", *TINY, "--hyperparams", str(small_hp(tmp_path)), "--n-envs", "2",
            "--total-timesteps", "100000000", "--eval-every", "0", "--checkpoint-every", "20", "--keep-checkpoints", "1",
            "--run-name", folder.name, "--logdir", str(folder.parent), "--no-progress"]
-    live = _start(cmd, tmp_path)
+    live = _start(cmd, tmp_path / "live.log")
     try:
         _wait_for(live, lambda: any((folder / "checkpoints").glob("step_*.pt")), "a first checkpoint")
         second = run([*TRAIN, "--resume", str(folder), "--no-progress"], tmp_path)
@@ -111,7 +116,6 @@ def test_resume_of_a_run_that_is_still_training_is_refused(tmp_path: Path) -> No
     finally:
         live.kill()
         live.wait(timeout=60)
-        live.stderr.close()
     assert lock_holder(folder) is None
 
 
@@ -146,7 +150,8 @@ def test_second_extraction_into_a_store_being_written_is_refused(tmp_path: Path)
 def test_extraction_killed_with_sigkill_leaves_no_process(tmp_path: Path) -> None:
     videos = _video_list(tmp_path / "videos", 12)
     out = tmp_path / "store"
-    proc = _start(_extract_cmd(videos, out, "--frames", "30", "--workers", "1", "--batch-size", "8"), tmp_path)
+    proc = _start(_extract_cmd(videos, out, "--frames", "30", "--workers", "1", "--batch-size", "8"),
+                  tmp_path / "extract.log")
     # past the first clip: the fork server, the decoding worker and the resource tracker all run
     _wait_for(proc, lambda: (out / "done.jsonl").is_file() and (out / "done.jsonl").read_text().strip() != "",
               "a finished clip")
@@ -162,7 +167,7 @@ def test_sweep_driver_killed_with_sigkill_leaves_no_ray_process(tmp_path: Path, 
     (tmp_path / "spec.yml").write_text(yaml.safe_dump(spec))
     out = tmp_path / "sweep"
     cmd = [sys.executable, "-m", "agents.sweep", "--spec", str(tmp_path / "spec.yml"), "--out", str(out), "--cpus", "1"]
-    proc = _start(cmd, ROOT, env=marked_env(marker))
+    proc = _start(cmd, tmp_path / "sweep.log", env=marked_env(marker))
     # a trial trains: local Ray is up with all its processes (GCS, raylet, agents, the trial's worker)
     _wait_for(proc, lambda: any(out.glob("*/config.json")), "a trial's run folder", timeout=300)
     ray_processes = set(marked_pids(marker, b"ray::")) | set(marked_pids(marker))

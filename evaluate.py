@@ -11,6 +11,9 @@ summaries in the run's log (``eval/...`` scalars, images, per-class accuracy, an
 ``--compare`` also writes ``leaderboard.md``, ``leaderboard.json`` and ``accuracy_vs_flops.png`` next to the
 runs (``--out``), and reuses each run's ``eval.json`` when it was made with the same settings. The leaderboard
 is grouped by env id (one ranked table per env, e.g. per rung of the synthetic ladder, easiest first).
+Torch uses ``--threads`` CPU threads (default 1, as ``train_agent.py``): the latency in the reports is measured
+with them and says so. A run that is still training (its folder's write lock is held) is evaluated from its
+newest checkpoint and marked "still training" in ``eval.md`` and the leaderboard.
 How a policy is scored lives in ``agents/evaluation/``; this file is its command line.
 """
 
@@ -33,9 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="HMDB-51: one run per listed split; reports each split and the mean")
     parser.add_argument("--episodes", type=int, default=None,
                         help="evaluate N clips drawn with --seed (default: every clip of the subset)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the clip draw, env resets and policy draws")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the clip draw, env resets and policy draws, in [0, 2**32) (default 0)")
     parser.add_argument("--device", default="cpu", help="torch device of the policy (cpu, cuda, ...)")
     parser.add_argument("--n-envs", type=int, default=64, help="clips evaluated in one lockstep batch")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1; 0: torch's default, one per core). The latency is "
+                             "measured with them; more threads than free cores inflate it")
     parser.add_argument("--no-video", action="store_true", help="skip frame rendering (no attention maps)")
     parser.add_argument("--maps", type=int, default=4, help="attention maps per run (default 4)")
     parser.add_argument("--data-root", default=None, help="feature store to evaluate on instead of the run's")
@@ -57,18 +64,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    limits = (("--episodes", args.episodes, 1), ("--n-envs", args.n_envs, 1), ("--maps", args.maps, 0))
+    limits = (("--episodes", args.episodes, 1), ("--n-envs", args.n_envs, 1), ("--maps", args.maps, 0),
+              ("--threads", args.threads, 0))
     for flag, value, least in limits:
         if value is not None and value < least:
             parser.error(f"{flag} must be >= {least}, got {value}")
+    from agents.checks import seed_problem
+
+    if (problem := seed_problem("--seed", args.seed)) is not None:
+        parser.error(problem)
     if args.export_activitynet and (args.compare or args.split or len(args.runs) > 1):
         parser.error("--export-activitynet writes the predictions of a single run; pass one run folder")
-    from agents.devices import DeviceError, check_device
+    from agents.devices import DeviceError, check_device, set_threads
 
     try:
         check_device(args.device)
     except DeviceError as exc:
         parser.error(str(exc))
+    set_threads(args.threads)
     from agents.evaluation.compare import compare, evaluate_splits, leaderboard_markdown
     from agents.evaluation.report import Options, evaluate_run, summary_line
     from agents.evaluation.run import EVAL_MD, RunError, open_run

@@ -60,17 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="train_agent.py",
         description="Train any algorithm on a glimpse env (see the module docstring and README).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--env", default=None, help=f"env id (default {DEFAULT_ENV})")
     p.add_argument("--algo", default=None, help="algorithm name or module:Class (default reinforce)")
     p.add_argument("--env-kwargs", nargs="+", metavar="KEY=VALUE", help="env constructor arguments")
-    p.add_argument("--seed", type=int, default=None, help="seed (default 0)")
+    p.add_argument("--seed", type=int, default=None, help="seed, in [0, 2**32) (default 0)")
     p.add_argument("--n-envs", type=int, default=None, help="parallel envs (default: from the hyperparameters)")
     p.add_argument("--total-timesteps", type=int, default=None, help="env steps (default: from the hyperparameters)")
     p.add_argument("--hyperparams", type=Path, default=None, help="yaml overriding the algorithm's defaults")
     p.add_argument("--device", default=None, help="torch device (default cpu)")
-    p.add_argument("--logdir", type=Path, default=Path("runs"), help="folder of run folders")
+    p.add_argument("--logdir", type=Path, default=Path("runs"), help="folder of run folders (default runs)")
     p.add_argument("--run-name", default=None, help="run folder name (default <env>__<algo>__<seed>__<time>)")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_FOLDER",
                    help="continue a run from its newest intact checkpoint. Our agents resume bit-for-bit (their "
@@ -82,17 +81,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=None,
                    help="env steps between checkpoints (default: --eval-every)")
     p.add_argument("--eval-clips", type=int, default=None, help="evaluate on the first N test clips only (default all)")
-    p.add_argument("--keep-checkpoints", type=int, default=3, help="periodic checkpoints kept")
+    p.add_argument("--keep-checkpoints", type=int, default=3, help="periodic checkpoints kept (default 3)")
     p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads; 0: torch's default (all cores). One thread is fastest for the small "
-                        "synthetic networks and avoids oversubscribing cores shared with other runs")
+                   help="torch CPU threads (default 1; 0: torch's default, all cores). One thread is fastest for the "
+                        "small synthetic networks and avoids oversubscribing cores shared with other runs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
-def _positive(name: str, value: int | None, allow_zero: bool = False) -> None:
-    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
-        raise CliError(f"{name} must be {'>= 0' if allow_zero else 'positive'}, got {value}")
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse bad numbers before anything is built (a :class:`CliError` per problem, one line)."""
+    from agents.checks import count_problem, seed_problem
+
+    checks = [("--n-envs", args.n_envs, 1), ("--total-timesteps", args.total_timesteps, 1),
+              ("--eval-every", args.eval_every, 0), ("--checkpoint-every", args.checkpoint_every, 0),
+              ("--eval-clips", args.eval_clips, 1), ("--keep-checkpoints", args.keep_checkpoints, 1),
+              ("--threads", args.threads, 0)]
+    problems = [count_problem(flag, value, least) for flag, value, least in checks if value is not None]
+    if args.seed is not None:
+        problems.append(seed_problem("--seed", args.seed))
+    for problem in problems:
+        if problem is not None:
+            raise CliError(problem)
 
 
 def _eval_env(env_id: str, env_kwargs: dict[str, Any], n_clips_hint: int | None) -> Any:
@@ -143,9 +153,13 @@ def start(args: argparse.Namespace, argv: list[str]) -> tuple[Any, Any, dict[str
     total = args.total_timesteps if args.total_timesteps is not None else int(params.get("n_timesteps", 100_000))
     eval_every = args.eval_every if args.eval_every is not None else int(params.get("eval_every", 0))
     checkpoint_every = args.checkpoint_every if args.checkpoint_every is not None else eval_every
+    if total < 1:
+        raise CliError(f"n_timesteps is {total} in {where}: training needs at least one env step; set it > 0 "
+                       "or pass --total-timesteps N")
     # config.json records the values in force
     params.update(n_envs=n_envs, n_timesteps=total, eval_every=eval_every)
     algo = spec.build(env_id, env_kwargs, params, n_envs=n_envs, seed=seed, device=device)
+    run: RunFolder | None = None
     try:
         eval_env = _eval_env(env_id, env_kwargs, args.eval_clips)
         run = RunFolder(args.logdir / (args.run_name or run_name(env_id, algo_name, seed)))
@@ -162,6 +176,8 @@ def start(args: argparse.Namespace, argv: list[str]) -> tuple[Any, Any, dict[str
         run.create(_config(args, argv, **fields))
     except BaseException:
         algo.close()
+        if run is not None:
+            run.unlock()
         raise
     return algo, eval_env, {"run": run, "total": total, "eval_every": eval_every, "checkpoint_every": checkpoint_every}
 
@@ -170,11 +186,24 @@ def resume(args: argparse.Namespace, argv: list[str]) -> tuple[Any, Any, dict[st
     """Continue a run folder from its latest checkpoint, with its own recorded settings."""
     from agents.devices import check_device
     from agents.registry import resolve_algorithm
-    from agents.runs import RunFolder, RunFolderError, write_json
+    from agents.runs import RunFolder, write_json
 
     run = RunFolder(args.resume)
     if not run.path.is_dir():
         raise CliError(f"--resume {args.resume}: no such run folder")
+    # Before anything is read: a live run prunes and writes checkpoints, and a second writer would race it.
+    run.lock()
+    try:
+        return _resume_locked(run, args, argv, check_device, resolve_algorithm, write_json)
+    except BaseException:
+        run.unlock()
+        raise
+
+
+def _resume_locked(run: Any, args: argparse.Namespace, argv: list[str], check_device: Any, resolve_algorithm: Any,
+                   write_json: Any) -> tuple[Any, Any, dict[str, Any]]:
+    from agents.runs import RunFolderError
+
     config = run.read_config()
     for flag, given, recorded in (("--env", args.env, config["env_id"]), ("--algo", args.algo, config["algo"])):
         if given is not None and given != recorded:
@@ -254,16 +283,10 @@ def main(argv: list[str] | None = None, on_eval: Callable[[dict[str, Any]], None
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
-        _positive("--n-envs", args.n_envs)
-        _positive("--total-timesteps", args.total_timesteps, allow_zero=True)
-        _positive("--eval-every", args.eval_every, allow_zero=True)
-        _positive("--checkpoint-every", args.checkpoint_every, allow_zero=True)
-        _positive("--eval-clips", args.eval_clips)
-        _positive("--threads", args.threads, allow_zero=True)
-        if args.threads:
-            import torch
+        check_args(args)
+        from agents.devices import set_threads
 
-            torch.set_num_threads(args.threads)
+        set_threads(args.threads)
         return _train(args, argv, on_eval)
     except CliError as exc:
         print(f"train_agent.py: error: {exc}", file=sys.stderr)
@@ -275,11 +298,12 @@ def main(argv: list[str] | None = None, on_eval: Callable[[dict[str, Any]], None
         from agents.registry import UnknownAlgorithmError
         from agents.runs import RunFolderError
         from agents.sb3 import UnsupportedActionSpaceError
+        from envs.files import FolderInUseError
         from envs.sources import InvalidFeaturesError
         from envs.store import StoreError
 
         known = (EnvBuildError, IncompatibleEnvError, HyperparamError, UnknownAlgorithmError, RunFolderError,
-                 UnsupportedActionSpaceError, DeviceError, InvalidFeaturesError, StoreError)
+                 UnsupportedActionSpaceError, DeviceError, InvalidFeaturesError, StoreError, FolderInUseError)
         if not isinstance(exc, known):
             raise
         print(" ".join(["train_agent.py: error:", str(exc), *getattr(exc, "__notes__", [])]), file=sys.stderr)
@@ -307,6 +331,7 @@ def _train(args: argparse.Namespace, argv: list[str], on_eval: Callable[[dict[st
     finally:
         algo.close()
         eval_env.close()
+        run.unlock()  # a sweep's worker trains its next trial in this process
     if final is None:
         print(f"stopped at {algo.num_timesteps} env steps; checkpoint written. Continue with:\n"
               f"  python train_agent.py --resume {run.path}", flush=True)

@@ -28,3 +28,17 @@ def check_device(device: str) -> str:
     elif parsed.type not in ("cpu", "cuda", "mps"):
         raise DeviceError(f"--device {device}: training and evaluation run on cpu, cuda or mps")
     return device
+
+
+def set_threads(threads: int) -> int:
+    """Use ``threads`` torch CPU threads in this process (0: torch's default, one per core); returns the count.
+
+    Every command line sets its threads here. The default of the commands is 1: the networks are small, and
+    on a machine shared with other jobs torch's default of one thread per core oversubscribes the cores, which
+    slows everything down (and inflates measured latencies many times over).
+    """
+    if threads < 0:
+        raise ValueError(f"--threads must be >= 0 (0: one per core), got {threads}")
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()

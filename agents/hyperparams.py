@@ -45,8 +45,10 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return out
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """A yaml file whose top level is a mapping (an empty file is an empty mapping)."""
+def read_yaml(path: Path, allow_empty: bool = True) -> dict[str, Any]:
+    """A yaml file whose top level is a mapping (an empty file is an empty mapping where ``allow_empty``)."""
+    if path.is_dir():
+        raise HyperparamError(f"hyperparameter file {path} is a directory; give a yaml file of hyperparameters")
     if not path.is_file():
         raise HyperparamError(f"hyperparameter file {path} does not exist")
     try:
@@ -54,6 +56,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise HyperparamError(f"hyperparameter file {path} is not valid yaml: {exc}") from exc
     if data is None:
+        if not allow_empty:
+            raise HyperparamError(
+                f"hyperparameter file {path} is empty: write the hyperparameters to override in it (e.g. "
+                "learning_rate: 0.001), or leave the file out")
         return {}
     if not isinstance(data, dict):
         raise HyperparamError(f"hyperparameter file {path} must hold a mapping, not {type(data).__name__}")
@@ -88,7 +94,7 @@ def load_hyperparams(
     path = HYPERPARAMS_DIR / file_name
     params = for_env(read_yaml(path), env_id, path)
     if user_file is not None:
-        user = read_yaml(user_file)
+        user = read_yaml(user_file, allow_empty=False)  # an empty file is a mistake, not "no overrides"
         override = for_env(user, env_id, user_file) if is_keyed(user, env_ids) else user
         params = deep_merge(params, override)
     return params

@@ -7,6 +7,7 @@
     model.pt|model.zip   the final model
     eval.jsonl           one line per evaluation on the test subset
     result.json          the final evaluation, env steps trained and wall time
+    .lock                the write lock (``envs.files``): one process trains (or resumes) a run at a time
 
 :func:`load_policy` turns any run folder into a :class:`~agents.policy.Policy`.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
 import pickle
 import re
 import subprocess
@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from agents.policy import Policy
-from envs.fileio import safe_name
-from envs.fileio import write_json_atomic as write_json
+from envs.files import LOCK_FILE, FolderLock, lock_folder, lock_holder, replace_atomically, safe_name
+from envs.files import write_json_atomic as write_json
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -89,6 +89,22 @@ class RunFolder:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self._lock: FolderLock | None = None
+
+    def lock(self) -> None:
+        """Take the run's write lock (``envs.files.FolderInUseError`` names the process already holding it)."""
+        if self._lock is None or not self._lock.held:
+            self._lock = lock_folder(self.path, "run folder")
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+    def writer_pid(self) -> int | None:
+        """The pid of another live process writing this run (training it), else None."""
+        if self._lock is not None and self._lock.held:
+            return None
+        return lock_holder(self.path)
 
     @property
     def config_path(self) -> Path:
@@ -99,9 +115,12 @@ class RunFolder:
         return self.path / CHECKPOINT_DIR
 
     def create(self, config: dict[str, Any]) -> None:
-        if self.path.exists() and any(self.path.iterdir()):
+        """Make the folder, take its write lock and write ``config.json``."""
+        if self.path.exists() and any(p.name != LOCK_FILE for p in self.path.iterdir()):
             raise RunFolderError(f"run folder {self.path} already exists and is not empty; pick another --run-name")
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.lock()
+        self.checkpoint_dir.mkdir(exist_ok=True)
         write_json(self.config_path, config)
 
     def read_config(self) -> dict[str, Any]:
@@ -163,9 +182,7 @@ class RunFolder:
         path = self.path / EVAL_LOG
         if path.is_file():
             kept = [r for r in self.read_evals() if r["step"] <= max_step]
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-            os.replace(tmp, path)
+            replace_atomically(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def load_policy(run_dir: Path | str, device: str = "cpu", checkpoint: Path | str | None = None) -> Policy:

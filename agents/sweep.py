@@ -43,7 +43,7 @@ import yaml
 
 from agents.cluster import ClusterError, ray_session
 from envs import DEFAULT_ENV
-from envs.fileio import safe_name
+from envs.files import LOCK_FILE, FolderInUseError, lock_folder, safe_name
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = ROOT / "train_agent.py"
@@ -100,6 +100,7 @@ def expand(spec: dict[str, Any], where: str = "the sweep spec") -> list[dict[str
         train = full.get("train") or {}
         if not isinstance(train, dict) or set(train) - set(TRAIN_OPTIONS):
             raise SweepError(f"{here}: 'train' takes {', '.join(TRAIN_OPTIONS)}; got {train!r}")
+        _check_numbers(seeds, train, here)
         for algo, kwargs, params, seed in itertools.product(algos, env_kwargs, hyperparams, seeds):
             trials.append({"env": env, "algo": algo, "seed": seed, "env_kwargs": kwargs, "hyperparams": params,
                            "train": train})
@@ -109,6 +110,23 @@ def expand(spec: dict[str, Any], where: str = "the sweep spec") -> list[dict[str
     if len(set(names)) != len(names):
         raise SweepError(f"{where}: the same trial is listed twice")
     return trials
+
+
+#: least value of each ``train`` option (steps between evaluations or checkpoints may be 0: only at the end)
+_TRAIN_LEAST = {"total_timesteps": 1, "n_envs": 1, "eval_every": 0, "checkpoint_every": 0, "eval_clips": 1,
+                "keep_checkpoints": 1}
+
+
+def _check_numbers(seeds: list[Any], train: dict[str, Any], where: str) -> None:
+    """Seeds in [0, 2**32) and positive step counts, before Ray starts (a trial would only fail later)."""
+    from agents.checks import count_problem, seed_problem
+
+    problems = [seed_problem("every seed", seed) for seed in seeds]
+    problems += [count_problem(TRAIN_OPTIONS[key].lstrip("-").replace("-", "_"), value, _TRAIN_LEAST[key])
+                 for key, value in train.items() if value is not None]
+    for problem in problems:
+        if problem is not None:
+            raise SweepError(f"{where}: {problem}")
 
 
 def run_name(trial: dict[str, Any], index: int) -> str:
@@ -203,10 +221,13 @@ def run_trial(config: dict[str, Any], report: Callable[[dict[str, Any]], None]) 
     folder = RunFolder(run)
     tail = ["--threads", str(config["threads"]), "--no-progress"]
     if folder.latest_checkpoint() is not None:
-        argv = ["--resume", str(run), *tail]
+        argv = ["--resume", str(run), *tail]  # train_agent.py takes the run's write lock
     else:
         if run.exists():  # started, but stopped before its first checkpoint: nothing to keep
-            shutil.rmtree(run)
+            with lock_folder(run, "run folder"):  # unless another process is writing it right now
+                for path in run.iterdir():
+                    if path.name != LOCK_FILE:
+                        shutil.rmtree(path) if path.is_dir() else path.unlink()
         argv = train_argv(trial, out, config["threads"], config["device"])
     status = _load_train_agent().main(argv, on_eval=lambda record: report(_tune_metrics(record)))
     if status != 0 or not result_file.is_file():
@@ -380,9 +401,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.resume or args.out
     try:
         setup, out, restore = _setup(args)
+        lock = lock_folder(out, "sweep folder")  # one driver per sweep folder
         print(f"sweep: {len(setup['trials'])} trial(s) -> {out}" + (" (resuming)" if restore else ""), flush=True)
-        rows = sweep(setup, out, restore)
-    except (SweepError, ClusterError) as exc:
+        with lock:
+            rows = sweep(setup, out, restore)
+    except (SweepError, ClusterError, FolderInUseError) as exc:
         print(f"sweep: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -399,4 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from agents.children import reap_children_on_exit
+
+    reap_children_on_exit()  # local Ray's processes die with the driver, even on kill -9
     sys.exit(main())

@@ -52,15 +52,15 @@ def calibrate(point: str) -> dict[str, float]:
 def train(point: str, algo: str, steps: int, seed: int, eval_at: tuple[int, ...] = ()) -> dict[str, Any]:
     """Train ``algo`` with its shipped hyperparameters at ``point``; test accuracy on every test clip after
     ``steps`` env steps, and on the way at each of ``eval_at`` (``accuracy_at``: env steps -> accuracy)."""
-    import torch
 
     import envs
+    from agents.devices import set_threads
     from agents.envutil import make_vector_env
     from agents.evaluation import evaluate_policy
     from agents.hyperparams import load_hyperparams
     from agents.registry import resolve_algorithm
 
-    torch.set_num_threads(1)
+    set_threads(1)
     kwargs = GRID[point]
     spec = resolve_algorithm(algo)
     params = load_hyperparams(spec.hyperparams_file, ENV, envs.ENV_IDS)

@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # train_agent.py's --env-kwargs parser
 
 import envs
-from agents.devices import DeviceError, check_device
+from agents.devices import DeviceError, check_device, set_threads
 from agents.evaluation.metrics import counting_flops
 from agents.hyperparams import deep_merge, load_hyperparams
 from agents.registry import resolve_algorithm
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     except DeviceError as exc:
         p.error(str(exc))
     if args.threads:
-        torch.set_num_threads(args.threads)
+        set_threads(args.threads)
     if args.store is not None:
         if args.make_store and not args.store.exists():
             make_store(args.store)

@@ -99,7 +99,8 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
     ## Starting State
 
     ``reset(seed=..., options={"video_index": i})`` starts clip ``i`` of the subset (``num_clips``
-    clips); without it the clip is drawn from ``self.np_random``. The first glimpse is the centre cell
+    clips); without it the clip is drawn from ``self.np_random``. Other option keys are refused
+    (``ValueError`` naming the allowed ones). The first glimpse is the centre cell
     of frame 0, or a random cell with ``initial_location="random"``.
 
     ## Episode End
@@ -187,6 +188,7 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
+        check_reset_options(options, RESET_OPTIONS)
         super().reset(seed=seed)
         clip = choose_clip(self.np_random, self.num_clips, options)
         location = self.rules.center_cell
@@ -306,6 +308,22 @@ class Episode:
     n_false_pos: int = 0
     prediction: int = -1
     done: bool = False
+
+
+#: The keys ``reset(options=...)`` of the single env takes.
+RESET_OPTIONS = ("video_index",)
+
+
+def check_reset_options(options: Any, allowed: tuple[str, ...]) -> None:
+    """Refuse reset options this env does not know: a misspelt key would otherwise be ignored silently."""
+    if options is None:
+        return
+    if not isinstance(options, dict):
+        raise ValueError(f"reset(options=...) takes a dict (keys: {', '.join(allowed)}), got {type(options).__name__}")
+    unknown = sorted(str(k) for k in options if k not in allowed)
+    if unknown:
+        raise ValueError(f"reset(options=...): unknown key(s) {', '.join(map(repr, unknown))}; this env takes "
+                         f"{', '.join(map(repr, allowed))}")
 
 
 def choose_clip(rng: np.random.Generator, num_clips: int, options: dict[str, Any] | None) -> int:

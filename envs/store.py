@@ -12,6 +12,7 @@ A store is a folder::
                     after the row's features are flushed, so a killed run never leaves a half clip
                     that counts as done. ``StoreWriter`` resumes from it.
     failures.jsonl  rows that could not be extracted, with the reason (never counted as clips).
+    .lock           the write lock (``envs.files``): one extraction, merge or upgrade writes a store at a time.
     core.npy        optional, bool (N, T, K*K): the ground-truth action core of each frame, where the
                     data has one (the exported synthetic benchmark, or a video dataset extracted with
                     actor boxes: the cells each sampled frame's actor box covers), for focus accuracy and
@@ -25,7 +26,8 @@ A store is a folder::
 
 Feature extraction (``python -m feature_extractors``) writes stores with ``StoreWriter``; the
 environments read them with ``FeatureStore``. Both live here so the format has one definition.
-This module needs numpy only.
+Every file is validated where it is read: a damaged line or field is a one-line ``StoreFormatError``
+naming the file, the line and the fix. This module needs numpy only.
 """
 
 from __future__ import annotations
@@ -40,7 +42,15 @@ from typing import Any
 
 import numpy as np
 
-from envs.fileio import write_json_atomic
+from envs.files import (
+    LOCK_FILE,
+    FolderLock,
+    lock_folder,
+    replace_atomically,
+    temp_files_of,
+    temp_path,
+    write_json_atomic,
+)
 from envs.periphery import MOTION_TRANSFORM, PERIPHERY_TRANSFORM, clip_motion, default_periphery_dim, periphery
 
 FORMAT_VERSION = 1
@@ -85,6 +95,103 @@ class StoreFormatError(StoreError, ValueError):
     """The store's files disagree with each other or with the format."""
 
 
+def _repair_hint(store: Path) -> str:
+    return (f"Copy the store again from a good copy, or delete '{store}' and run its "
+            "`python -m feature_extractors` command again.")
+
+
+def _damaged(file: Path, where: str, problem: str, fix: str | None = None) -> StoreFormatError:
+    """The one-line error of a damaged store file: the file, the line or field, what is wrong, the fix."""
+    return StoreFormatError(f"Store '{file.parent}': {file.name} {where} {problem}. {fix or _repair_hint(file.parent)}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+#: ``meta.json`` fields every store has, with a check and the type named in the error.
+_META_FIELDS: dict[str, tuple[Any, str]] = {
+    "format_version": (_is_int, "an integer"),
+    "class_names": (lambda v: _is_str_list(v) and len(v) > 0, "a non-empty list of class names"),
+    "num_clips": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    "frames": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "grid": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "feature_dim": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "complete": (lambda v: isinstance(v, bool), "true or false"),
+}
+#: Optional ``meta.json`` fields (absent or null allowed).
+_META_OPTIONAL: dict[str, tuple[Any, str]] = {
+    "subsets": (_is_str_list, "a list of subset names"),
+    "splits": (_is_str_list, "a list of split names"),
+    PERIPHERY_KEY: (lambda v: isinstance(v, dict) and isinstance(v.get("transform"), str) and _is_int(v.get("dim"))
+                    and v["dim"] > 0, 'an object {"transform": name, "dim": k}'),
+}
+
+
+def read_meta(store: Path) -> dict[str, Any]:
+    """``meta.json`` of ``store``, checked field by field (a one-line ``StoreFormatError`` names the field)."""
+    file = store / META_FILE
+    try:
+        meta = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _damaged(file, "is", f"not valid JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(meta, dict):
+        raise _damaged(file, "is", f"a JSON {type(meta).__name__}, not the object of store settings")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise StoreFormatError(
+            f"Store '{store}' has format version {version!r}; this toolkit reads version "
+            f"{FORMAT_VERSION}. Re-extract it with this version of `python -m feature_extractors`."
+        )
+    for key, (ok, kind) in _META_FIELDS.items():
+        if key not in meta:
+            raise _damaged(file, f"field {key!r}", "is missing")
+        if not ok(meta[key]):
+            raise _damaged(file, f"field {key!r}", f"is {meta[key]!r}; it must be {kind}")
+    for key, (ok, kind) in _META_OPTIONAL.items():
+        if meta.get(key) is not None and not ok(meta[key]):
+            raise _damaged(file, f"field {key!r}", f"is {meta[key]!r}; it must be {kind} (or null)")
+    return meta
+
+
+def _record_problem(data: Any) -> str | None:
+    """What is wrong with one ``index.jsonl`` row (None: nothing)."""
+    if not isinstance(data, dict):
+        return f"is a JSON {type(data).__name__}, not a clip object"
+    for key in ("video_id", "labels", "subset"):
+        if key not in data:
+            return f"has no {key!r}"
+    if not isinstance(data["video_id"], str):
+        return f"has video_id {data['video_id']!r}; it must be a string"
+    labels = data["labels"]
+    if not isinstance(labels, list) or not all(_is_int(c) for c in labels):
+        return f"has labels {labels!r}; they must be a list of class indices"
+    subset = data["subset"]
+    if not (isinstance(subset, str) or (isinstance(subset, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in subset.items()))):
+        return f"has subset {subset!r}; it must be a subset name or a mapping split -> subset name"
+    if data.get("source") is not None and not isinstance(data["source"], str):
+        return f"has source {data['source']!r}; it must be a path or null"
+    if data.get("timestamps") is not None and not (
+            isinstance(data["timestamps"], list) and all(_is_number(t) for t in data["timestamps"])):
+        return "has timestamps that are not a list of seconds"
+    if data.get("valid_frames") is not None and not _is_int(data["valid_frames"]):
+        return f"has valid_frames {data['valid_frames']!r}; it must be an integer"
+    segments = data.get("segments", [])
+    if not isinstance(segments, list) or not all(
+            isinstance(seg, list) and len(seg) == 3 and all(_is_number(v) for v in seg) for seg in segments):
+        return "has segments that are not a list of [start_s, end_s, class]"
+    return None
+
+
 @dataclass
 class ClipRecord:
     """One row of ``index.jsonl``.
@@ -110,6 +217,10 @@ class ClipRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClipRecord:
+        """A record from one index row; ``ValueError`` saying what is wrong with a malformed row."""
+        problem = _record_problem(data)
+        if problem is not None:
+            raise ValueError(f"the row {problem}")
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -122,19 +233,55 @@ class ClipRecord:
         return self.subset
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSON-lines file; a torn last line (a killed writer) is ignored."""
+def _read_jsonl(path: Path, fix: str | None = None) -> list[tuple[int, Any]]:
+    """(line number, value) of each row of a JSON-lines file; a torn last line (a killed writer) is ignored.
+    A line that is not JSON is a one-line ``StoreFormatError`` naming the file, the line and ``fix``."""
     if not path.exists():
         return []
     rows = []
-    with open(path) as f:
-        for line in f:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
             if not line.endswith("\n"):
                 break  # torn write: the row was never acknowledged
             line = line.strip()
-            if line:
-                rows.append(json.loads(line))
+            if not line:
+                continue
+            try:
+                rows.append((number, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise _damaged(path, f"line {number}", f"is not valid JSON ({exc.msg}, column {exc.colno})",
+                               fix) from None
     return rows
+
+
+def _read_index(store: Path) -> list[ClipRecord]:
+    """The clip records of ``index.jsonl`` (line i + 1 describes row i), each checked."""
+    file, records = store / INDEX_FILE, []
+    for number, data in _read_jsonl(file):
+        problem = _record_problem(data)
+        if problem is not None:
+            raise _damaged(file, f"line {number} (row {number - 1})", problem)
+        records.append(ClipRecord.from_dict(data))
+    return records
+
+
+def _read_row_log(path: Path, num_rows: int, fix: str | None = None) -> list[dict[str, Any]]:
+    """The entries of ``done.jsonl`` / ``failures.jsonl``: objects whose ``row`` is a row of the store."""
+    entries = []
+    for number, data in _read_jsonl(path, fix):
+        row = data.get("row") if isinstance(data, dict) else None
+        if not _is_int(row) or not 0 <= row < num_rows:
+            shown = repr(data)[:200]
+            raise _damaged(path, f"line {number}",
+                           f"does not name a row of the store (an integer 'row' in [0, {num_rows - 1}]): {shown}", fix)
+        entries.append(data)
+    return entries
+
+
+def _log_fix(store: Path, path: Path) -> str:
+    """How to repair an extraction's own log: drop the line (the clip is extracted again on resume)."""
+    return (f"Delete that line of '{path}' (its clip is then extracted again when the extraction resumes), or "
+            f"delete '{store}' and extract again.")
 
 
 def _drop_torn_tail(path: Path) -> None:
@@ -198,14 +345,8 @@ class FeatureStore:
                 raise StoreNotFoundError(
                     f"'{self.path}' is not a feature store: '{name}' is missing. {BUILD_HINT}"
                 )
-        self.meta: dict[str, Any] = json.loads((self.path / META_FILE).read_text())
-        version = self.meta.get("format_version")
-        if version != FORMAT_VERSION:
-            raise StoreFormatError(
-                f"Store '{self.path}' has format version {version!r}; this toolkit reads version "
-                f"{FORMAT_VERSION}. Re-extract it with this version of `python -m feature_extractors`."
-            )
-        if not self.meta.get("complete", False):
+        self.meta: dict[str, Any] = read_meta(self.path)
+        if not self.meta["complete"]:
             done = len(_read_jsonl(self.path / DONE_FILE))
             raise IncompleteStoreError(
                 f"Feature store '{self.path}' is incomplete ({done} of {self.meta.get('num_clips')} clips "
@@ -214,7 +355,7 @@ class FeatureStore:
             )
         self.features: np.ndarray = _open_features(self.path)
         self.class_names: list[str] = list(self.meta["class_names"])
-        all_records = [ClipRecord.from_dict(r) for r in _read_jsonl(self.path / INDEX_FILE)]
+        all_records = _read_index(self.path)
         if len(all_records) != self.features.shape[0]:
             raise StoreFormatError(
                 f"Store '{self.path}' is inconsistent: {len(all_records)} index rows but "
@@ -230,7 +371,7 @@ class FeatureStore:
             )
         #: Every index row, failed ones included (row i describes ``features[i]``), and the failure log.
         self.all_records: list[ClipRecord] = all_records
-        self.failures: list[dict[str, Any]] = _read_jsonl(self.path / FAILURES_FILE)
+        self.failures: list[dict[str, Any]] = _read_row_log(self.path / FAILURES_FILE, len(all_records))
         failed = {int(r["row"]) for r in self.failures}
         #: Row numbers (into ``features``) of the clips that were extracted; failed rows are left out.
         self.rows = np.array([i for i in range(len(all_records)) if i not in failed], dtype=np.int64)
@@ -245,8 +386,8 @@ class FeatureStore:
             bad = [c for c in record.labels if not 0 <= int(c) < num_classes]
             if bad or not record.labels:
                 raise StoreFormatError(
-                    f"Store '{self.path}', index row {row} (video '{record.video_id}'): class index "
-                    f"{bad or 'missing'} is out of range for the store's {num_classes} classes. The index "
+                    f"Store '{self.path}', index row {row} ({INDEX_FILE} line {row + 1}, video '{record.video_id}'): "
+                    f"class index {bad or 'missing'} is out of range for the store's {num_classes} classes. The index "
                     "and meta.json disagree; re-extract the store or fix index.jsonl."
                 )
 
@@ -363,15 +504,20 @@ class StoreWriter:
     that was written with other settings (``meta`` disagrees on anything but ``complete``) is refused.
     """
 
-    def __init__(self, path: Path, meta: dict[str, Any], records: list[ClipRecord]) -> None:
+    def __init__(self, path: Path, meta: dict[str, Any], records: list[ClipRecord],
+                 lock: FolderLock | None = None) -> None:
         self.path = path
         self.meta = meta
         self.records = records
+        #: The store's write lock, held until :meth:`close` (or this process ends).
+        self.lock = lock
         self.features = np.load(path / FEATURES_FILE, mmap_mode="r+")
         for log in (DONE_FILE, FAILURES_FILE):
             _drop_torn_tail(path / log)
-        self.done = {int(r["row"]): r for r in _read_jsonl(path / DONE_FILE)}
-        self.failed = {int(r["row"]): r for r in _read_jsonl(path / FAILURES_FILE)}
+        self.done = {int(r["row"]): r for r in _read_row_log(path / DONE_FILE, len(records),
+                                                              _log_fix(path, path / DONE_FILE))}
+        self.failed = {int(r["row"]): r for r in _read_row_log(path / FAILURES_FILE, len(records),
+                                                                _log_fix(path, path / FAILURES_FILE))}
         n, t, k, _, d = self.features.shape
         #: the periphery and the motion periphery, memory-mapped for writing (``VIEWS`` order)
         self.views: list[np.ndarray] = []
@@ -410,9 +556,37 @@ class StoreWriter:
 
         ``settings`` records how the features were made (backbone, layer, weights identity, input
         size, sampling rate...); it lands in ``meta.json`` and must match on resume. ``with_core``
-        adds ``core.npy``, filled by ``write_clip(..., core=...)``.
+        adds ``core.npy``, filled by ``write_clip(..., core=...)``. The writer holds the
+        store's write lock until :meth:`close`: a second writer of the same store gets
+        ``envs.files.FolderInUseError`` naming the process that holds it.
         """
         path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        lock = lock_folder(path, "feature store")
+        try:
+            return cls._open_locked(path, lock, class_names=class_names, records=records, frames=frames, grid=grid,
+                                    feature_dim=feature_dim, settings=settings, subsets=subsets, splits=splits,
+                                    with_core=with_core)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _open_locked(
+        cls,
+        path: Path,
+        lock: FolderLock,
+        *,
+        class_names: Sequence[str],
+        records: Sequence[ClipRecord],
+        frames: int,
+        grid: int,
+        feature_dim: int,
+        settings: Mapping[str, Any] | None,
+        subsets: Sequence[str],
+        splits: Sequence[str] | None,
+        with_core: bool,
+    ) -> StoreWriter:
         meta: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "class_names": list(class_names),
@@ -426,7 +600,7 @@ class StoreWriter:
         }
         records = list(records)
         if (path / META_FILE).exists():
-            old = json.loads((path / META_FILE).read_text())
+            old = read_meta(path)
             old_cmp = {k: v for k, v in old.items() if k not in ("complete", PERIPHERY_KEY, MOTION_KEY)}
             if old_cmp != json.loads(json.dumps(meta)):
                 diff = sorted(k for k in set(old_cmp) | set(meta) if old_cmp.get(k) != meta.get(k))
@@ -434,14 +608,13 @@ class StoreWriter:
                     f"'{path}' already holds a store made with other settings (differs in: "
                     f"{', '.join(diff)}). Use another --out folder, or delete '{path}' to start over."
                 )
-            old_records = [ClipRecord.from_dict(r) for r in _read_jsonl(path / INDEX_FILE)]
+            old_records = _read_index(path)
             if [r.video_id for r in old_records] != [r.video_id for r in records]:
                 raise StoreFormatError(
                     f"'{path}' holds a store of a different clip list. Use another --out folder, or "
                     f"delete '{path}' to start over."
                 )
-            return cls(path, old, old_records)
-        path.mkdir(parents=True, exist_ok=True)
+            return cls(path, old, old_records, lock)
         shape = (len(records), frames, grid, grid, feature_dim)
         np.lib.format.open_memmap(path / FEATURES_FILE, mode="w+", dtype=FEATURE_DTYPE, shape=shape).flush()
         with open(path / INDEX_FILE, "w") as f:
@@ -451,7 +624,12 @@ class StoreWriter:
             np.lib.format.open_memmap(path / CORE_FILE, mode="w+", dtype=np.bool_, shape=core_shape).flush()
         meta["complete"] = False
         write_json_atomic(path / META_FILE, meta)
-        return cls(path, meta, records)
+        return cls(path, meta, records, lock)
+
+    def close(self) -> None:
+        """Release the store's write lock (the writer is not used afterwards)."""
+        if self.lock is not None:
+            self.lock.release()
 
     def pending_rows(self) -> list[int]:
         """Rows neither done nor failed, in order."""
@@ -512,10 +690,7 @@ class StoreWriter:
                 record.valid_frames = entry["valid_frames"]
             if "timestamps" in entry:
                 record.timestamps = entry["timestamps"]
-        tmp = self.path / (INDEX_FILE + ".tmp")
-        with open(tmp, "w") as f:
-            f.writelines(r.to_json() + "\n" for r in self.records)
-        os.replace(tmp, self.path / INDEX_FILE)
+        replace_atomically(self.path / INDEX_FILE, "".join(r.to_json() + "\n" for r in self.records), fsync=True)
         self.meta["complete"] = True
         write_json_atomic(self.path / META_FILE, self.meta)
 
@@ -524,8 +699,8 @@ def remove_store(path: str | os.PathLike[str]) -> None:
     """Delete a store's own files (and its folder if that leaves it empty); other files are left alone."""
     path = Path(path)
     for name in (FEATURES_FILE, INDEX_FILE, META_FILE, DONE_FILE, FAILURES_FILE, CORE_FILE, PERIPHERY_FILE,
-                 MOTION_FILE):
-        for file in (path / name, path / (name + ".tmp")):
+                 MOTION_FILE, LOCK_FILE):
+        for file in (path / name, *temp_files_of(path / name)):
             file.unlink(missing_ok=True)
     if path.is_dir() and not any(path.iterdir()):
         path.rmdir()
@@ -539,7 +714,11 @@ def add_periphery(path: str | os.PathLike[str], dim: int | None = None, chunk: i
     temporary name and moved into place only when complete and finite, so a failure leaves the store as
     it was. Returns the periphery file's path.
     """
-    store = FeatureStore(path)
+    with lock_folder(Path(path), "feature store"):
+        return _add_periphery_locked(FeatureStore(path), dim, chunk)
+
+
+def _add_periphery_locked(store: FeatureStore, dim: int | None, chunk: int) -> Path:
     n, t, k, _, d = store.features.shape
     dim = default_periphery_dim(d, k * k) if dim is None else int(dim)
     if not 1 <= dim <= d:
@@ -547,7 +726,7 @@ def add_periphery(path: str | os.PathLike[str], dim: int | None = None, chunk: i
             f"--dim must lie in [1, {d}] (the feature_dim of the store at '{store.path}'), got {dim}"
         )
     for view in VIEWS:
-        tmp = store.path / f"{view.file}.{os.getpid()}.tmp"
+        tmp = temp_path(store.path / view.file)
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=FEATURE_DTYPE, shape=(n, t, k, k, dim))
         try:
             for start in range(0, n, chunk):
@@ -594,4 +773,5 @@ def write_store(
     for row in writer.pending_rows():
         writer.write_clip(row, features[row], valid_frames=records[row].valid_frames)
     writer.finalize()
+    writer.close()
     return Path(path)

@@ -11,7 +11,7 @@ from gymnasium.vector.utils import batch_space
 
 from envs.datasets import build
 from envs.dynamics import EpisodeBatch
-from envs.glimpse_env import choose_clip
+from envs.glimpse_env import RESET_OPTIONS, check_reset_options, choose_clip
 
 
 class GlimpseVectorEnv(VectorEnv):
@@ -62,6 +62,7 @@ class GlimpseVectorEnv(VectorEnv):
             seeds = list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"{len(seeds)} seeds given for {self.num_envs} sub-envs")
+        check_reset_options(options, (*RESET_OPTIONS, "reset_mask"))
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
         idx = self._all if mask is None else np.nonzero(np.asarray(mask, dtype=bool))[0]

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agents.cluster import ClusterError
+from envs.files import FolderInUseError, refuse_if_locked
 from envs.store import StoreError, add_periphery, remove_store
 
 from . import datasets
@@ -123,7 +124,7 @@ def _add_common(parser: argparse.ArgumentParser, default_fps: float | None) -> N
         help="imagenet (default; torchvision's file from $TORCH_HOME/hub/checkpoints), random "
         "(seeded random init, for tests and offline trials), or a GoogLeNet state_dict file",
     )
-    net.add_argument("--seed", type=int, default=0, help="seed of --weights random (default: 0)")
+    net.add_argument("--seed", type=int, default=0, help="seed of --weights random, in [0, 2**32) (default: 0)")
     net.add_argument(
         "--device",
         default="auto",
@@ -376,6 +377,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "render":
             return _render(args)
+        from agents.checks import seed_problem
+
+        if (problem := seed_problem("--seed", args.seed)) is not None:
+            raise ExtractionError(problem)
+        refuse_if_locked(args.out, "feature store")  # before the slow network build; the writer takes the lock
         clips = _clip_list(args)
         _print_report(clips)
         options = ExtractOptions(
@@ -414,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(summary.text(), file=sys.stderr)
         return 0
-    except (ExtractionError, StoreError, ClusterError) as err:
+    except (ExtractionError, StoreError, ClusterError, FolderInUseError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -62,7 +62,9 @@ class _Network:
     def __init__(self, trunk: GoogLeNetTrunk, identity: str, device: str, threads: int | None, batch_size: int) -> None:
         if device == "cpu":
             # Ray limits a worker to the CPUs it reserved (1); the network may use more (see --ray-threads).
-            torch.set_num_threads(threads or os.cpu_count() or 1)
+            from agents.devices import set_threads
+
+            set_threads(threads or os.cpu_count() or 1)
         self.backbone = Backbone.from_trunk(trunk, identity, torch.device(device))
         # oneDNN / cuDNN choose their kernels on the first batch of a shape: do it before the clips arrive
         self.backbone(torch.zeros((batch_size, INPUT_SIZE, INPUT_SIZE, 3), dtype=torch.uint8))

@@ -11,10 +11,13 @@ as an uninterrupted one.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import multiprocessing.context
 import os
 import queue
+import select
+import signal
 import sys
 import threading
 import time
@@ -115,7 +118,9 @@ class Summary:
             if len(self.failures) > 10:
                 lines.append(f"  ... and {len(self.failures) - 10} more")
         state = "complete" if self.complete else "INCOMPLETE (run the same command again to resume)"
-        lines.append(f"Store: {self.store} [{state}; {self.clips_total} clips, weights {self.weights}]")
+        clips = self.clips_total - self.clips_failed  # a failed row holds no clip
+        failed = f" ({self.clips_failed} of {self.clips_total} rows failed)" if self.clips_failed else ""
+        lines.append(f"Store: {self.store} [{state}; {clips} clips{failed}, weights {self.weights}]")
         return "\n".join(lines)
 
 
@@ -187,6 +192,55 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+def die_with_parent() -> None:
+    """Have the kernel kill this process when its parent dies (Linux ``PR_SET_PDEATHSIG``; elsewhere nothing).
+
+    A decoding worker whose parent was killed with ``kill -9`` would otherwise live on, holding its frames.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import ctypes.util
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the parent died before the call: the signal would never come
+        os._exit(1)
+
+
+def exit_when_gone(pid: int) -> None:
+    """Exit this process as soon as process ``pid`` ends (a daemon thread waits on a pidfd; Linux >= 5.3).
+
+    A DataLoader worker started from a fork server is the fork server's child, not the extraction's, so
+    ``PR_SET_PDEATHSIG`` alone does not tie it to the extraction; this does.
+    """
+    if not hasattr(os, "pidfd_open"):
+        return
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:  # already gone (or pidfds unsupported): nothing to wait for
+        if not _alive(pid):
+            os._exit(1)
+        return
+
+    def wait() -> None:
+        select.select([fd], [], [])  # readable once the process has exited
+        os._exit(1)
+
+    threading.Thread(target=wait, name=f"exit-with-{pid}", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def decoder_init() -> None:
     """Settings of a decoding process (a DataLoader worker or a Ray task's worker)."""
     if os.nice(0) < 10:
@@ -194,7 +248,9 @@ def decoder_init() -> None:
     cv2.setNumThreads(1)  # one core per worker; the main process's threads run the network
 
 
-def _worker_init(_: int) -> None:
+def _worker_init(extraction_pid: int, _: int) -> None:
+    die_with_parent()
+    exit_when_gone(extraction_pid)
     decoder_init()
 
 
@@ -397,18 +453,23 @@ def run_pipeline(
     )
     assembler = ClipAssembler(plan, bar, pin_memory)
     interrupted = False
+    writer = plan.writer
     try:
-        feed(assembler)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        bar.close()
         try:
-            assembler.writer_thread.close()  # the clips already finished are written even on Ctrl-C
+            feed(assembler)
         except KeyboardInterrupt:
             interrupted = True
+        finally:
+            bar.close()
+            try:
+                assembler.writer_thread.close()  # the clips already finished are written even on Ctrl-C
+            except KeyboardInterrupt:
+                interrupted = True
+        if not interrupted:
+            writer.finalize()
+    finally:
+        writer.close()  # the store's write lock: the next run (a resume) may take it
     seconds = time.perf_counter() - assembler.start
-    writer = plan.writer
     if interrupted:
         print(
             f"\nInterrupted: {len(writer.done)} of {len(writer.records)} clips are safely in '{plan.out}'. "
@@ -416,7 +477,6 @@ def run_pipeline(
             file=sys.stderr,
         )
         raise KeyboardInterrupt
-    writer.finalize()
     return Summary(
         store=plan.out,
         clips_total=len(writer.records),
@@ -451,7 +511,7 @@ def extract(clips: ClipList, out: str | Path, options: ExtractOptions | None = N
         num_workers=workers,
         prefetch_factor=4 if workers else None,
         pin_memory=cuda,
-        worker_init_fn=_worker_init if workers else None,
+        worker_init_fn=functools.partial(_worker_init, os.getpid()) if workers else None,
         multiprocessing_context=_worker_context() if workers else None,
     )
 

@@ -118,6 +118,7 @@ def merge(shards: list[str | Path], out: str | Path, progress: bool = True) -> P
             r, store.features[row], valid_frames=source.valid_frames, timestamps=source.timestamps, core=core
         )
     writer.finalize()
+    writer.close()
     print(
         f"Merged {count} shards: {total} clips ({len(writer.failed)} failed) in {time.perf_counter() - start:.1f} s "
         f"into {out}",

@@ -44,7 +44,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from envs.fileio import write_json_atomic
+from envs.files import write_json_atomic
 
 from .datasets import ACTOR_BOXES_FORMAT
 from .errors import ExtractionError

@@ -160,6 +160,7 @@ def test_resumed_old_extraction_gets_a_periphery_for_the_rows_done(tmp_path: Pat
     features = random_features(4)
     writer = _open(tmp_path / "s")
     writer.write_clip(0, features[0])
+    writer.close()  # the interrupted extraction ends, and with it its write lock
     _make_old(tmp_path / "s")  # begun before the periphery existed
     writer = _open(tmp_path / "s")
     for row in writer.pending_rows():

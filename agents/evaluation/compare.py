@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from agents.evaluation.report import EVAL_FORMAT, METRIC_ROWS, Options, evaluate_run, fmt, json_safe
+from agents.evaluation.report import EVAL_FORMAT, METRIC_ROWS, Options, evaluate_run, fmt, json_safe, training_pid
 from agents.evaluation.run import EVAL_JSON, Run, RunError, model_file, open_run
 from agents.evaluation.sweep import AGGREGATION
 
@@ -39,8 +40,9 @@ def reusable(run: Run, opts: Options) -> dict[str, Any] | None:
         return None
     model = model_file(run, opts.checkpoint)
     same_model = model is None or (old.get("model") or {}).get("mtime") == model.stat().st_mtime
-    same = old.get("format") == EVAL_FORMAT and all(old.get("settings", {}).get(k) == v
-                                                    for k, v in opts.reuse_key().items())
+    # the latency was measured with the torch threads of its evaluation: reused only under the same count
+    settings = {**opts.reuse_key(), "threads": torch.get_num_threads()}
+    same = old.get("format") == EVAL_FORMAT and all(old.get("settings", {}).get(k) == v for k, v in settings.items())
     return old if same and same_model else None
 
 
@@ -77,6 +79,8 @@ def compare(paths: Sequence[str], opts: Options, out: Path | None, reevaluate: b
             report = None if reevaluate else reusable(run, opts)
             if report is None:
                 report = evaluate_run(run, opts)
+            else:  # whether the run is still training is a fact of now, not of when eval.json was written
+                report = {**report, "training": {**report["training"], "still_training": training_pid(run)}}
             rows.append(leaderboard_row(folder.name, report))
         except Exception as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -126,9 +130,14 @@ def leaderboard_markdown(rows: Sequence[dict[str, Any]], sort_by: str = "accurac
         lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for i, row in enumerate(group, 1):
             cells = [str(i)] + [fmt(row.get(key), kind) if row["status"] == "ok" or key == "run" else ""
-                                for key, _, kind in LEADERBOARD_COLUMNS] + [row["status"]]
+                                for key, _, kind in LEADERBOARD_COLUMNS] + [_status(row)]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _status(row: dict[str, Any]) -> str:
+    pid = row.get("still_training")
+    return row["status"] if pid is None else f"{row['status']}; still training (process {pid or 'unknown'})"
 
 
 def write_accuracy_vs_flops(rows: Sequence[dict[str, Any]], path: Path) -> Path:

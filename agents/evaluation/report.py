@@ -25,7 +25,7 @@ from agents.evaluation.run import (
     steps_and_wall_time,
 )
 from agents.evaluation.sweep import AGGREGATION
-from envs.fileio import safe_name
+from envs.files import safe_name
 
 #: Layout version of eval.json; 2 holds the cost account (values and bytes read, the whole CNN per frame; "reads").
 EVAL_FORMAT = 2
@@ -154,6 +154,8 @@ def evaluate_run(run: Run, opts: Options) -> dict[str, Any]:
     from agents.evaluation.sweep import choose_clips, run_sweep
 
     torch.manual_seed(opts.seed)
+    # The run's write lock is held while it trains: its newest checkpoint is evaluated, and the report says so.
+    still_training = training_pid(run)
     policy = load_run_policy(run, opts.device, opts.seed, opts.checkpoint)
     probe = make_env(run, opts, 1)
     num_clips = int(probe.unwrapped.num_clips)
@@ -175,6 +177,7 @@ def evaluate_run(run: Run, opts: Options) -> dict[str, Any]:
     single.close()
     metrics["attention_flops_per_clip"] = flops
     metrics["latency_ms_per_clip"] = latency
+    threads = torch.get_num_threads()
     steps, wall = steps_and_wall_time(run)
     model = model_file(run, opts.checkpoint)
     report: dict[str, Any] = {
@@ -185,9 +188,9 @@ def evaluate_run(run: Run, opts: Options) -> dict[str, Any]:
         "env_kwargs": {**run.env_kwargs, "subset": opts.subset},
         "reads": "cube" if cube else "glimpse + periphery" if periphery else "glimpse",
         "split": run.env_kwargs.get("split"),
-        "settings": opts.reuse_key() | {"device": opts.device, "n_envs": opts.n_envs},
+        "settings": opts.reuse_key() | {"device": opts.device, "n_envs": opts.n_envs, "threads": threads},
         "model": _model_record(run, model),
-        "training": {"steps_trained": steps, "wall_time_s": wall},
+        "training": {"steps_trained": steps, "wall_time_s": wall, "still_training": still_training},
         "metrics": metrics,
         "definitions": {
             "accuracy": f"clip prediction = {AGGREGATION}; right when it is one of the clip's labels",
@@ -210,7 +213,9 @@ def evaluate_run(run: Run, opts: Options) -> dict[str, Any]:
             "cnn_flops_per_frame": "GoogLeNet FLOPs to inception5b for one frame (torch.utils.flop_counter)",
             "cnn_flops_per_clip": "the whole CNN for every frame seen: one cell's receptive field covers most of the "
                                   "frame, so no policy on extracted features computes less",
-            "latency_ms_per_clip": f"median wall time of one clip alone (batch 1, policy + env) on {opts.device}",
+            "latency_ms_per_clip": f"median wall time of one clip alone (batch 1, policy + env) on {opts.device} "
+                                   f"with {threads} torch CPU thread{'s' if threads != 1 else ''} (evaluate.py "
+                                   "--threads); other jobs on the same cores slow it down",
             "paper_reward": "eq. 7 with the env's eta, R+ and R- over every step's prediction",
         },
         "per_class": details["per_class"],
@@ -287,13 +292,31 @@ def summary_line(report: dict[str, Any]) -> str:
     return ", ".join(f"{label} {fmt(report['metrics'].get(key), kind)}" for key, label, kind in METRIC_ROWS[:9])
 
 
+def training_pid(run: Run) -> int | None:
+    """The pid of the process still training ``run`` (holding its write lock), else None."""
+    from envs.files import lock_holder
+
+    return lock_holder(run.path)
+
+
+def still_training_lines(report: dict[str, Any]) -> list[str]:
+    """The report's warning that the run was still training when it was evaluated (none otherwise)."""
+    pid = (report.get("training") or {}).get("still_training")
+    if pid is None:
+        return []
+    model = (report.get("model") or {}).get("file", "its newest checkpoint")
+    return [f"- **still training** (process {pid or 'unknown'}): evaluated `{model}`, a checkpoint of a run in "
+            "progress; evaluate again when its training has finished"]
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     """The Markdown report of one evaluation."""
     m, t = report["metrics"], report["training"]
     lines = [f"# Evaluation of `{Path(report['run']).name}`", "",
              f"- algorithm `{report['algo']}` on `{report['env_id']}` with `{json.dumps(report['env_kwargs'])}`",
              f"- steps trained: {fmt(t['steps_trained'], 'int')}; training wall time: "
-             f"{fmt(t['wall_time_s'])} s; evaluated {report['created']}", "",
+             f"{fmt(t['wall_time_s'])} s; evaluated {report['created']}",
+             *still_training_lines(report), "",
              "| metric | value |", "|---|---:|"]
     lines += [f"| {label} | {fmt(m.get(key), kind)} |" for key, label, kind in METRIC_ROWS]
     lines += ["", "Definitions:", ""] + [f"- **{k}**: {v}" for k, v in report["definitions"].items()]

@@ -587,6 +587,14 @@ def add_periphery(path: str | os.PathLike[str], dim: int | None = None, chunk: i
     """
     store = FeatureStore(path)
     n, t, k, _, d = store.features.shape
+    if has_glance(store.meta):  # the glance stays; the motion periphery takes its k, as the envs read both alike
+        glance_dim = int(store.meta[PERIPHERY_KEY]["dim"])
+        if dim not in (None, glance_dim):
+            raise StoreFormatError(
+                f"--dim {dim}: the store at '{store.path}' has a pixel glance of k={glance_dim} as its periphery; "
+                f"leave --dim out (or pass {glance_dim})."
+            )
+        dim = glance_dim
     dim = default_periphery_dim(d, k * k) if dim is None else int(dim)
     if not 1 <= dim <= d:
         raise StoreFormatError(

@@ -12,7 +12,8 @@ import torch
 from video_fixtures import make_video_list
 
 from envs.periphery import MOTION_ENERGY_TRANSFORM, motion_energy
-from envs.store import FeatureStore, StoreFormatError, StoreWriter
+from envs.store import FeatureStore, StoreFormatError, StoreWriter, add_periphery
+from feature_extractors import merge
 from feature_extractors.backbone import Backbone, check_crop_size, crop_starts, trunk_flops
 from feature_extractors.cli import main
 from feature_extractors.errors import ExtractionError
@@ -156,3 +157,22 @@ def test_a_crop_cell_extraction_opens_in_glimpse_mode_with_the_pixel_glance(tmp_
     obs, _ = env.reset(seed=0)
     assert obs["periphery"].shape == (7, 7, 1)
     env.close()
+
+
+@pytest.mark.slow
+def test_crop_cell_shards_merge_into_the_single_run_store_and_add_periphery_keeps_the_glance(tmp_path: Path) -> None:
+    listing, classes = make_video_list(tmp_path / "videos")
+    args = ["videos", "--list", str(listing), "--classes", str(classes), "-T", "3", "--weights", "random",
+            "--device", "cpu", "--batch-size", "4", "--workers", "0", "--no-progress", "--cells", "crop"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    for i in range(2):
+        assert main([*args, "--out", str(tmp_path / f"part{i}"), "--shard", f"{i}/2"]) == 0
+    merge([tmp_path / "part0", tmp_path / "part1"], tmp_path / "merged", progress=False)
+    for name in ("features.npy", "periphery.npy", "motion.npy"):
+        assert (tmp_path / "merged" / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
+    glance = (tmp_path / "one" / "periphery.npy").read_bytes()
+    add_periphery(tmp_path / "one")
+    assert (tmp_path / "one" / "periphery.npy").read_bytes() == glance
+    assert FeatureStore(tmp_path / "one").open_motion(1).shape == (3, 3, 7, 7, 1)
+    with pytest.raises(StoreFormatError, match="pixel glance"):
+        add_periphery(tmp_path / "one", dim=8)

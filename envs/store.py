@@ -51,7 +51,14 @@ from envs.files import (
     temp_path,
     write_json_atomic,
 )
-from envs.periphery import MOTION_TRANSFORM, PERIPHERY_TRANSFORM, clip_motion, default_periphery_dim, periphery
+from envs.periphery import (
+    GLANCE_TRANSFORMS,
+    MOTION_TRANSFORM,
+    PERIPHERY_TRANSFORM,
+    clip_motion,
+    default_periphery_dim,
+    periphery,
+)
 
 FORMAT_VERSION = 1
 FEATURES_FILE = "features.npy"
@@ -61,6 +68,8 @@ DONE_FILE = "done.jsonl"
 FAILURES_FILE = "failures.jsonl"
 CORE_FILE = "core.npy"
 PERIPHERY_FILE = "periphery.npy"
+#: ``meta.json`` keys of what a cell is (full frame or crop) and its network cost; older stores lack them.
+CELL_KEYS = ("cells", "crop_size", "cnn_flops_per_cell", "cnn_flops_per_frame")
 #: ``meta.json`` key of the periphery's description; not part of the settings compared on resume (a store
 #: begun before the periphery existed resumes and gets one).
 PERIPHERY_KEY = "periphery"
@@ -427,10 +436,11 @@ class FeatureStore:
                 f"Store '{self.path}': {view.file} is {values.dtype} {values.shape}; expected float16 "
                 f"({n}, {t}, {k}, {k}, k) beside features.npy. Recompute it with {self.add_periphery_hint()}."
             )
-        if described.get("transform") != view.transform or values.shape[4] != described.get("dim"):
+        accepted = (view.transform, *GLANCE_TRANSFORMS) if view is PERIPHERY_VIEW else (view.transform,)
+        if described.get("transform") not in accepted or values.shape[4] != described.get("dim"):
             raise StoreFormatError(
                 f"Store '{self.path}': {view.file} was made by {described.get('transform')!r} with "
-                f"k={described.get('dim')} (file k={values.shape[4]}); this toolkit reads {view.transform!r}. "
+                f"k={described.get('dim')} (file k={values.shape[4]}); this toolkit reads {' or '.join(accepted)}. "
                 f"Recompute it with {self.add_periphery_hint()}."
             )
         if values.shape[4] != dim:
@@ -519,17 +529,26 @@ class StoreWriter:
         self.failed = {int(r["row"]): r for r in _read_row_log(path / FAILURES_FILE, len(records),
                                                                 _log_fix(path, path / FAILURES_FILE))}
         n, t, k, _, d = self.features.shape
+        #: the periphery comes with each clip (a glance computed from pixels), not from its features
+        self.glance = has_glance(meta)
         #: the periphery and the motion periphery, memory-mapped for writing (``VIEWS`` order)
         self.views: list[np.ndarray] = []
         for view in VIEWS:
+            supplied = self.glance and view is PERIPHERY_VIEW
             if view.key not in meta or not (path / view.file).exists():
+                if supplied and self.done:
+                    raise StoreFormatError(
+                        f"'{path}' has lost its {view.file} (a pixel glance, which cannot be recomputed from the "
+                        f"features); delete '{path}' and extract again."
+                    )
                 # A new store, or one begun before this view existed: give it one, filled for the rows done.
                 dim = meta.get(PERIPHERY_KEY, {}).get("dim") or default_periphery_dim(d, k * k)
-                meta[view.key] = {"transform": view.transform, "dim": dim}
+                if not supplied:
+                    meta[view.key] = {"transform": view.transform, "dim": dim}
                 np.lib.format.open_memmap(path / view.file, mode="w+", dtype=FEATURE_DTYPE,
                                           shape=(n, t, k, k, dim)).flush()
                 values = np.load(path / view.file, mmap_mode="r+")
-                for row in sorted(self.done):
+                for row in sorted(self.done) if not supplied else ():
                     values[row] = view.of_clip(self.features[row], dim)
                 values.flush()
                 write_json_atomic(path / META_FILE, meta)
@@ -551,13 +570,16 @@ class StoreWriter:
         subsets: Sequence[str] = (TRAIN, TEST),
         splits: Sequence[str] | None = None,
         with_core: bool = False,
+        glance: Mapping[str, Any] | None = None,
     ) -> StoreWriter:
         """Create the store at ``path``, or reopen it to resume if it was made with the same settings.
 
         ``settings`` records how the features were made (backbone, layer, weights identity, input
         size, sampling rate...); it lands in ``meta.json`` and must match on resume. ``with_core``
-        adds ``core.npy``, filled by ``write_clip(..., core=...)``. The writer holds the
-        store's write lock until :meth:`close`: a second writer of the same store gets
+        adds ``core.npy``, filled by ``write_clip(..., core=...)``. ``glance`` (``{"transform": one of
+        GLANCE_TRANSFORMS, "dim": k, ...}``) makes the periphery one computed from pixels, given with each
+        clip by ``write_clip(..., periphery=...)``, instead of the channel-group means of its features. The
+        writer holds the store's write lock until :meth:`close`: a second writer of the same store gets
         ``envs.files.FolderInUseError`` naming the process that holds it.
         """
         path = Path(path)
@@ -566,7 +588,7 @@ class StoreWriter:
         try:
             return cls._open_locked(path, lock, class_names=class_names, records=records, frames=frames, grid=grid,
                                     feature_dim=feature_dim, settings=settings, subsets=subsets, splits=splits,
-                                    with_core=with_core)
+                                    with_core=with_core, glance=glance)
         except BaseException:
             lock.release()
             raise
@@ -586,6 +608,7 @@ class StoreWriter:
         subsets: Sequence[str],
         splits: Sequence[str] | None,
         with_core: bool,
+        glance: Mapping[str, Any] | None,
     ) -> StoreWriter:
         meta: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
@@ -602,6 +625,9 @@ class StoreWriter:
         if (path / META_FILE).exists():
             old = read_meta(path)
             old_cmp = {k: v for k, v in old.items() if k not in ("complete", PERIPHERY_KEY, MOTION_KEY)}
+            if "cells" not in old and meta.get("cells") == "full":
+                # written before the cell kind was recorded: a full-frame store, which resumes as it is
+                old_cmp.update({k: meta[k] for k in CELL_KEYS if k in meta})
             if old_cmp != json.loads(json.dumps(meta)):
                 diff = sorted(k for k in set(old_cmp) | set(meta) if old_cmp.get(k) != meta.get(k))
                 raise StoreFormatError(
@@ -622,6 +648,10 @@ class StoreWriter:
         if with_core:
             core_shape = (len(records), frames, grid * grid)
             np.lib.format.open_memmap(path / CORE_FILE, mode="w+", dtype=np.bool_, shape=core_shape).flush()
+        if glance is not None:
+            if glance.get("transform") not in GLANCE_TRANSFORMS:
+                raise StoreFormatError(f"glance transform {glance.get('transform')!r}: use one of {GLANCE_TRANSFORMS}")
+            meta[PERIPHERY_KEY] = dict(glance)
         meta["complete"] = False
         write_json_atomic(path / META_FILE, meta)
         return cls(path, meta, records, lock)
@@ -643,17 +673,29 @@ class StoreWriter:
         valid_frames: int | None = None,
         timestamps: Iterable[float] | None = None,
         core: np.ndarray | None = None,
+        periphery: np.ndarray | None = None,
     ) -> None:
-        """Write one clip's (T, K, K, D) features (and its (T, K*K) core, for a store with one); mark the row done."""
+        """Write one clip's (T, K, K, D) features (and its (T, K*K) core, for a store with one; its (T, K, K, k)
+        pixel glance, for a store whose periphery is one); mark the row done."""
         expected = self.features.shape[1:]
         if tuple(features.shape) != tuple(expected):
             raise StoreFormatError(f"clip features have shape {features.shape}; this store takes {expected}")
         if not np.isfinite(features).all():
             raise StoreFormatError(f"clip features of row {row} contain NaN or inf; not written")
+        if (periphery is None) == self.glance:
+            problem = "no periphery given for a store whose periphery is a pixel glance" if self.glance else (
+                "a periphery was given for a store that computes it from the features")
+            raise StoreFormatError(f"row {row}: {problem}")
+        if periphery is not None and tuple(periphery.shape) != self.views[0].shape[1:]:
+            expected = self.views[0].shape[1:]
+            raise StoreFormatError(f"clip periphery has shape {periphery.shape}; this store takes {expected}")
         self.features[row] = features.astype(FEATURE_DTYPE, copy=False)
         # From the stored float16 values, so that add-periphery on the same features gives the same files.
         for view, values in zip(VIEWS, self.views, strict=True):
-            values[row] = view.of_clip(self.features[row], values.shape[-1])
+            if view is PERIPHERY_VIEW and periphery is not None:
+                values[row] = periphery.astype(FEATURE_DTYPE)
+            else:
+                values[row] = view.of_clip(self.features[row], values.shape[-1])
         if (core is None) != (self.core is None):
             problem = "a core was given for a store without core.npy" if self.core is None else "no core given"
             raise StoreFormatError(f"row {row}: {problem}")
@@ -695,6 +737,11 @@ class StoreWriter:
         write_json_atomic(self.path / META_FILE, self.meta)
 
 
+def has_glance(meta: Mapping[str, Any]) -> bool:
+    """Whether a store's periphery is a glance computed from pixels at extraction (crop-cell stores)."""
+    return meta.get(PERIPHERY_KEY, {}).get("transform") in GLANCE_TRANSFORMS
+
+
 def remove_store(path: str | os.PathLike[str]) -> None:
     """Delete a store's own files (and its folder if that leaves it empty); other files are left alone."""
     path = Path(path)
@@ -720,12 +767,22 @@ def add_periphery(path: str | os.PathLike[str], dim: int | None = None, chunk: i
 
 def _add_periphery_locked(store: FeatureStore, dim: int | None, chunk: int) -> Path:
     n, t, k, _, d = store.features.shape
+    if has_glance(store.meta):  # the glance stays; the motion periphery takes its k, as the envs read both alike
+        glance_dim = int(store.meta[PERIPHERY_KEY]["dim"])
+        if dim not in (None, glance_dim):
+            raise StoreFormatError(
+                f"--dim {dim}: the store at '{store.path}' has a pixel glance of k={glance_dim} as its periphery; "
+                f"leave --dim out (or pass {glance_dim})."
+            )
+        dim = glance_dim
     dim = default_periphery_dim(d, k * k) if dim is None else int(dim)
     if not 1 <= dim <= d:
         raise StoreFormatError(
             f"--dim must lie in [1, {d}] (the feature_dim of the store at '{store.path}'), got {dim}"
         )
     for view in VIEWS:
+        if view is PERIPHERY_VIEW and has_glance(store.meta):
+            continue  # a pixel glance cannot be recomputed from the features; keep it
         tmp = temp_path(store.path / view.file)
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=FEATURE_DTYPE, shape=(n, t, k, k, dim))
         try:

@@ -14,7 +14,7 @@ from envs.files import FolderInUseError, refuse_if_locked
 from envs.store import StoreError, add_periphery, remove_store
 
 from . import datasets
-from .backbone import IMAGENET_FILE, imagenet_weights_path
+from .backbone import DEFAULT_CROP, IMAGENET_FILE, MAX_CROP, MIN_CROP, check_crop_size, imagenet_weights_path
 from .datasets import ClipList
 from .errors import ExtractionError
 from .extract import ExtractOptions, Shard, default_workers, extract
@@ -130,6 +130,22 @@ def _add_common(parser: argparse.ArgumentParser, default_fps: float | None) -> N
         default="auto",
         choices=["auto", "cpu", "cuda"],
         help="auto (default): CUDA when available (half precision), else CPU",
+    )
+    net.add_argument(
+        "--cells",
+        default="full",
+        choices=["full", "crop"],
+        help="full (default): the 7 x 7 cells of the whole frame's inception5b map; crop: each cell is the pooled "
+        "inception5b output of a square crop centred on it (its own pixels only), and the store's periphery is "
+        "a pixel motion-energy glance",
+    )
+    net.add_argument(
+        "--crop-size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help=f"side of a crop cell in pixels of the 224 px frame, {MIN_CROP}..{MAX_CROP} (default: {DEFAULT_CROP}); "
+        "with --cells crop",
     )
     net.add_argument(
         "--batch-size",
@@ -377,6 +393,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "render":
             return _render(args)
+        if args.cells == "crop" and args.crop_size is not None:
+            check_crop_size(args.crop_size)  # before the clip list is scanned
+        if args.crop_size is not None and args.cells != "crop":
+            raise ExtractionError(f"--crop-size {args.crop_size} needs --cells crop (full-frame cells have no crop).")
         from agents.checks import seed_problem
 
         if (problem := seed_problem("--seed", args.seed)) is not None:
@@ -394,6 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             shard=args.shard,
             progress=args.progress,
+            cells=args.cells,
+            crop_size=DEFAULT_CROP if args.crop_size is None else args.crop_size,
         )
         sampling = f"{args.frames} frames " + (f"at {args.fps:g} fps" if args.fps else "spread over each video")
         shard = f" (shard {args.shard})" if args.shard else ""

@@ -106,6 +106,8 @@ def extract_on_ray(
     of a CPU actor (default: all cores of its node, as the local pipeline uses).
     """
     options = options or ExtractOptions()
+    if options.cells != "full":
+        raise ExtractionError(f"--cells {options.cells} runs on this machine only: leave out --ray.")
     with ray_session(address) as ray:
         kind, count = _network_placement(ray, options.device, actors)
         # The driver only loads the weights (their identity goes into the store); the actors run them.

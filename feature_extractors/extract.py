@@ -32,15 +32,29 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from envs.periphery import MOTION_ENERGY_OPS_PER_PIXEL, MOTION_ENERGY_TRANSFORM, motion_energy
 from envs.store import ClipRecord, StoreWriter
 
-from .backbone import BACKBONE, FEATURE_DIM, GRID, INPUT_SIZE, LAYER, NORMALISATION, Backbone
+from .backbone import (
+    BACKBONE,
+    DEFAULT_CROP,
+    FEATURE_DIM,
+    GRID,
+    INPUT_SIZE,
+    LAYER,
+    NORMALISATION,
+    Backbone,
+    check_crop_size,
+    trunk_flops,
+)
 from .datasets import ActorTrack, ClipList
 from .decode import DecodeError, Sampling, decode_clip
 from .errors import ExtractionError
 
 #: Bumped when a change here would make features differ from an older store's.
 EXTRACTOR_VERSION = 1
+#: What a cell is: ``full`` = a cell of the whole frame's 7 x 7 map; ``crop`` = a crop centred on the cell.
+CELLS = ("full", "crop")
 
 
 @dataclass(frozen=True)
@@ -71,7 +85,9 @@ class Shard:
 @dataclass
 class ExtractOptions:
     """How to extract. ``fps=None`` spreads ``frames`` over each whole video; ``batch_size`` /
-    ``workers`` of ``None`` pick defaults for the device and machine."""
+    ``workers`` of ``None`` pick defaults for the device and machine. ``cells="crop"`` makes each cell the
+    pooled features of a ``crop_size`` px crop centred on it, with a pixel motion-energy glance as the
+    store's periphery."""
 
     frames: int = 30
     fps: float | None = 10.0
@@ -82,6 +98,8 @@ class ExtractOptions:
     workers: int | None = None
     shard: Shard | None = None
     progress: bool = True
+    cells: str = "full"
+    crop_size: int = DEFAULT_CROP
 
 
 @dataclass
@@ -124,6 +142,25 @@ class Summary:
         return "\n".join(lines)
 
 
+def cell_settings(cells: str, crop_size: int, trunk: torch.nn.Module) -> dict[str, Any]:
+    """The ``meta.json`` entries of the cell kind, with the network's FLOPs measured once at its input size."""
+    if cells == "full":
+        frame = trunk_flops(trunk, INPUT_SIZE)
+        return {"cells": "full", "crop_size": None, "cnn_flops_per_cell": frame / GRID**2, "cnn_flops_per_frame": frame}
+    cell = trunk_flops(trunk, crop_size)
+    return {"cells": "crop", "crop_size": crop_size, "cnn_flops_per_cell": cell, "cnn_flops_per_frame": cell * GRID**2}
+
+
+def glance_description(size: int = INPUT_SIZE) -> dict[str, Any]:
+    """``meta.json``'s periphery entry of a crop-cell store: the pixel motion-energy glance (k = 1)."""
+    return {
+        "transform": MOTION_ENERGY_TRANSFORM,
+        "dim": 1,
+        "kind": "motion energy: per-cell mean |grey difference| against the previous sampled frame, grey in [0, 1]",
+        "flops_per_frame": MOTION_ENERGY_OPS_PER_PIXEL * size * size,
+    }
+
+
 def store_settings(clips: ClipList, sampling: Sampling, weights_identity: str, shard: Shard | None) -> dict[str, Any]:
     """The ``meta.json`` entries that say how the features were made (a resume must match them)."""
     settings: dict[str, Any] = {
@@ -149,32 +186,39 @@ def store_settings(clips: ClipList, sampling: Sampling, weights_identity: str, s
 class _ClipFrames(Dataset):
     """Decodes one clip per item (in a worker process); failures come back as a reason, not an exception."""
 
-    def __init__(self, jobs: list[tuple[int, str]], sampling: Sampling) -> None:
+    def __init__(self, jobs: list[tuple[int, str]], sampling: Sampling, glance: bool = False) -> None:
         self.jobs = jobs
         self.sampling = sampling
+        self.glance = glance
 
     def __len__(self) -> int:
         return len(self.jobs)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return decode_item(*self.jobs[i], self.sampling)
+        return decode_item(*self.jobs[i], self.sampling, self.glance)
 
 
-def decode_item(row: int, source: str, sampling: Sampling) -> dict[str, Any]:
-    """Decode one clip into what :meth:`ClipAssembler.add` takes; a failure comes back as its reason."""
+def decode_item(row: int, source: str, sampling: Sampling, glance: bool = False) -> dict[str, Any]:
+    """Decode one clip into what :meth:`ClipAssembler.add` takes; a failure comes back as its reason.
+
+    ``glance`` adds the clip's pixel motion energy (``envs.periphery.motion_energy``), computed here where
+    the pixels are, so the network never runs for it."""
     try:
         clip = decode_clip(source, sampling)
     except DecodeError as err:
         return {"row": row, "error": str(err)}
     except Exception as err:  # a decoder crash on one file must not stop the run
         return {"row": row, "error": f"decoding failed: {type(err).__name__}: {err}"}
-    return {
+    item = {
         "row": row,
         "frames": torch.from_numpy(clip.frames),
         "timestamps": clip.timestamps,
         "frame_numbers": clip.frame_numbers,
         "valid_frames": clip.valid_frames,
     }
+    if glance:
+        item["glance"] = torch.from_numpy(motion_energy(clip.frames, GRID))
+    return item
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:
@@ -303,6 +347,13 @@ class Plan:
     jobs: list[tuple[int, str]]  # (row, source video) still to decode
     done_before: int
     actors: dict[str, ActorTrack] | None = None  # actor boxes by video id: the store gets core.npy
+    crop_size: int | None = None  # crop cells of this side (and a pixel glance); None: full-frame cells
+
+    def features(self, batch: torch.Tensor) -> np.ndarray:
+        """float16 ``(B, 7, 7, 1024)`` cells of a uint8 ``(B, 224, 224, 3)`` batch."""
+        if self.crop_size is None:
+            return self.backbone(batch).numpy()
+        return self.backbone.crop_cells(batch, self.crop_size).numpy()
 
 
 def plan_extraction(clips: ClipList, out: str | Path, options: ExtractOptions) -> Plan:
@@ -315,6 +366,11 @@ def plan_extraction(clips: ClipList, out: str | Path, options: ExtractOptions) -
         sampling = Sampling(frames=options.frames, fps=options.fps, size=INPUT_SIZE)
     except ValueError as err:
         raise ExtractionError(f"Bad sampling options: {err}.") from None
+    if options.cells not in CELLS:
+        raise ExtractionError(f"--cells {options.cells!r}: choose {' or '.join(CELLS)}.")
+    crop = options.cells == "crop"
+    if crop:
+        check_crop_size(options.crop_size)
     backbone = Backbone.build(options.weights, options.seed, options.device)
     for note in backbone.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -328,10 +384,14 @@ def plan_extraction(clips: ClipList, out: str | Path, options: ExtractOptions) -
         frames=sampling.frames,
         grid=GRID,
         feature_dim=FEATURE_DIM,
-        settings=store_settings(clips, sampling, backbone.identity, options.shard),
+        settings={
+            **store_settings(clips, sampling, backbone.identity, options.shard),
+            **cell_settings(options.cells, options.crop_size, backbone.trunk),
+        },
         subsets=clips.subsets,
         splits=clips.splits,
         with_core=clips.actors is not None,
+        glance=glance_description(sampling.size) if crop else None,
     )
     done_before = len(writer.done)
     pending = writer.pending_rows()
@@ -342,7 +402,8 @@ def plan_extraction(clips: ClipList, out: str | Path, options: ExtractOptions) -
             writer.mark_failed(row, clips.missing.get(record.video_id, "video missing on disk"))
     jobs = [(row, writer.records[row].source) for row in pending if row not in writer.failed]
     assert all(src is not None for _, src in jobs)
-    return Plan(out, writer, sampling, backbone, batch_size, pending, jobs, done_before, clips.actors)  # type: ignore[arg-type]
+    return Plan(out, writer, sampling, backbone, batch_size, pending, jobs, done_before, clips.actors,  # type: ignore[arg-type]
+                options.crop_size if crop else None)
 
 
 #: (row, frame) of each filled batch position
@@ -387,6 +448,7 @@ class ClipAssembler:
             "valid_frames": int(item["valid_frames"]),
             "timestamps": [float(t) for t in item["timestamps"]],
             "core": self._core(row, item),
+            "periphery": None if item.get("glance") is None else np.asarray(item["glance"], dtype=np.float32),
         }
         for frame in range(frames_per_clip):
             self._batch_array[len(self._slots)] = frames[frame]
@@ -432,6 +494,7 @@ class ClipAssembler:
                 valid_frames=clip["valid_frames"],
                 timestamps=clip["timestamps"],
                 core=clip["core"],
+                periphery=clip["periphery"],
             )
 
         return job
@@ -506,7 +569,7 @@ def extract(clips: ClipList, out: str | Path, options: ExtractOptions | None = N
     cuda = plan.backbone.device.type == "cuda"
     workers = default_workers() if options.workers is None else options.workers
     loader = DataLoader(
-        _ClipFrames(plan.jobs, plan.sampling),  # type: ignore[arg-type]
+        _ClipFrames(plan.jobs, plan.sampling, glance=plan.crop_size is not None),  # type: ignore[arg-type]
         batch_size=None,
         num_workers=workers,
         prefetch_factor=4 if workers else None,
@@ -517,7 +580,7 @@ def extract(clips: ClipList, out: str | Path, options: ExtractOptions | None = N
 
     def feed(assembler: ClipAssembler) -> None:
         def run(slots: Slots) -> None:
-            assembler.deliver(slots, plan.backbone(assembler.batch).numpy())  # (B, 7, 7, 1024) float16
+            assembler.deliver(slots, plan.features(assembler.batch))  # (B, 7, 7, 1024) float16
 
         for item in loader:
             for slots in assembler.add(item):
@@ -549,9 +612,11 @@ __all__ = [
     "Shard",
     "Summary",
     "bare_forward_rate",
+    "cell_settings",
     "decode_item",
     "decoder_init",
     "extract",
+    "glance_description",
     "plan_extraction",
     "run_pipeline",
     "store_settings",

@@ -16,7 +16,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from envs.store import CORE_FILE, MOTION_KEY, PERIPHERY_KEY, ClipRecord, FeatureStore, StoreError, StoreWriter
+from envs.store import (
+    CORE_FILE,
+    MOTION_KEY,
+    PERIPHERY_FILE,
+    PERIPHERY_KEY,
+    ClipRecord,
+    FeatureStore,
+    StoreError,
+    StoreWriter,
+    has_glance,
+)
 
 from .errors import ExtractionError
 
@@ -100,10 +110,14 @@ def merge(shards: list[str | Path], out: str | Path, progress: bool = True) -> P
         subsets=meta["subsets"],
         splits=meta["splits"],
         with_core=all((store.path / CORE_FILE).exists() for store, _, _ in opened),
+        glance=meta[PERIPHERY_KEY] if has_glance(meta) else None,
     )
     cores = {}
     if writer.core is not None:
         cores = {id(store): np.load(store.path / CORE_FILE, mmap_mode="r") for store, _, _ in opened}
+    glances = {}  # a pixel glance cannot be recomputed from the features: copy the shards'
+    if writer.glance:
+        glances = {id(store): np.load(store.path / PERIPHERY_FILE, mmap_mode="r") for store, _, _ in opened}
     failures = {id(store): {int(f["row"]): f["reason"] for f in store.failures} for store, _, _ in opened}
     start = time.perf_counter()
     for r in tqdm(writer.pending_rows(), unit="clip", desc=f"merge -> {out.name}", disable=not progress):
@@ -114,8 +128,10 @@ def merge(shards: list[str | Path], out: str | Path, progress: bool = True) -> P
             continue
         source: ClipRecord = store.all_records[row]
         core = cores[id(store)][row] if cores else None
+        glance = glances[id(store)][row] if glances else None
         writer.write_clip(
-            r, store.features[row], valid_frames=source.valid_frames, timestamps=source.timestamps, core=core
+            r, store.features[row], valid_frames=source.valid_frames, timestamps=source.timestamps, core=core,
+            periphery=glance,
         )
     writer.finalize()
     writer.close()

@@ -1,0 +1,178 @@
+"""Crop cells (``--cells crop``) and the pixel motion-energy glance that is their store's periphery."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+from video_fixtures import make_video_list
+
+from envs.periphery import MOTION_ENERGY_TRANSFORM, motion_energy
+from envs.store import FeatureStore, StoreFormatError, StoreWriter, add_periphery
+from feature_extractors import merge
+from feature_extractors.backbone import Backbone, check_crop_size, crop_starts, trunk_flops
+from feature_extractors.cli import main
+from feature_extractors.errors import ExtractionError
+from feature_extractors.extract import glance_description
+
+
+@pytest.fixture(scope="module")
+def backbone() -> Backbone:
+    return Backbone.build("random", 0, "cpu")
+
+
+def random_frames(count: int, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (count, 224, 224, 3), dtype=torch.uint8, generator=gen)
+
+
+def pooled(backbone: Backbone, crop: torch.Tensor) -> np.ndarray:
+    """The backbone's global-average-pooled inception5b output of one crop, run on its own."""
+    with torch.inference_mode():
+        return backbone.trunk(crop[None]).float().mean(dim=(2, 3))[0].numpy()
+
+
+def test_crop_starts_are_centred_on_the_cells_and_inside_the_frame() -> None:
+    assert crop_starts(32) == [0, 32, 64, 96, 128, 160, 192]  # one cell each
+    assert crop_starts(64) == [0, 16, 48, 80, 112, 144, 160]  # centre (i + 0.5) * 32 - 32, clipped to [0, 160]
+    assert crop_starts(224) == [0] * 7
+
+
+def test_a_crop_cell_is_the_pooled_output_of_its_crop_alone(backbone: Backbone) -> None:
+    frames = random_frames(2)
+    cells = backbone.crop_cells(frames, 64).numpy()
+    assert cells.shape == (2, 7, 7, 1024) and cells.dtype == np.float16
+    starts = crop_starts(64)
+    for f, i, j in [(0, 0, 0), (1, 3, 4), (0, 6, 6), (1, 6, 0)]:
+        a, b = starts[i], starts[j]
+        alone = pooled(backbone, frames[f, a : a + 64, b : b + 64])
+        np.testing.assert_allclose(cells[f, i, j].astype(np.float32), alone, rtol=2e-3, atol=1e-3)
+    assert not np.allclose(cells[0, 0, 0], cells[0, 3, 4])  # cells see different pixels
+
+
+def test_pixels_outside_a_crop_leave_its_cell_unchanged(backbone: Backbone) -> None:
+    frames = random_frames(1, seed=1)
+    changed = frames.clone()
+    changed[0, 96:, 96:] = 255 - changed[0, 96:, 96:]  # everything right of and below the top-left crops
+    before, after = backbone.crop_cells(frames, 64).numpy(), backbone.crop_cells(changed, 64).numpy()
+    # crops of rows/columns 0 and 1 end at pixel 80 < 96: untouched
+    np.testing.assert_allclose(after[0, :2, :].astype(np.float32), before[0, :2, :].astype(np.float32), atol=1e-3)
+    np.testing.assert_allclose(after[0, :, :2].astype(np.float32), before[0, :, :2].astype(np.float32), atol=1e-3)
+    assert np.abs(after[0, 5, 5].astype(np.float32) - before[0, 5, 5]).max() > 1e-2  # inside the change
+
+
+def test_flops_of_the_trunk_at_crop_and_frame_size(backbone: Backbone) -> None:
+    assert trunk_flops(backbone.trunk, 224) == pytest.approx(2.995e9, rel=1e-3)
+    assert trunk_flops(backbone.trunk, 64) == pytest.approx(0.2445e9, rel=1e-3)
+
+
+@pytest.mark.parametrize("size", [16, 31, 225, 448])
+def test_a_crop_size_outside_the_range_is_a_one_line_error(size: int, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ExtractionError, match=r"use 32\.\.224 px"):
+        check_crop_size(size)
+    args = ["videos", "--list", "nowhere.txt", "--out", "nowhere", "--cells", "crop", "--crop-size", str(size)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "32..224" in err and not Path("nowhere").exists()
+
+
+def test_crop_size_needs_crop_cells(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["videos", "--list", "nowhere.txt", "--out", "nowhere", "--crop-size", "64"]) == 2
+    assert "--cells crop" in capsys.readouterr().err
+
+
+def test_motion_energy_is_zero_on_a_static_clip_and_lands_where_it_moves() -> None:
+    rng = np.random.default_rng(0)
+    still = np.repeat(rng.integers(0, 256, (1, 224, 224, 3), dtype=np.uint8), 4, axis=0)
+    assert motion_energy(still).shape == (4, 7, 7, 1) and not motion_energy(still).any()
+    moving = still.copy()
+    for t in range(4):  # a white 16 px square stepping right inside cell (2, 3), then into cell (2, 4)
+        moving[t, 72:88, 100 + 8 * t : 116 + 8 * t] = 255
+    energy = motion_energy(moving)[..., 0]
+    assert not energy[0].any()  # no previous frame
+    for t in range(1, 4):
+        moved = set(zip(*np.nonzero(energy[t]), strict=True))
+        assert moved and moved <= {(2, 3), (2, 4)}
+        assert energy[t, 2, 3] > 0
+    assert energy.max() <= 1.0
+
+
+def test_a_store_with_a_glance_takes_it_with_each_clip(tmp_path: Path) -> None:
+    from envs.store import ClipRecord
+
+    records = [ClipRecord(video_id=f"v{i}", labels=[0], subset="train") for i in range(2)]
+    writer = StoreWriter.open(tmp_path / "s", class_names=["a"], records=records, frames=3, grid=7,
+                              feature_dim=8, glance=glance_description())
+    features = np.ones((3, 7, 7, 8), dtype=np.float16)
+    with pytest.raises(StoreFormatError, match="no periphery given"):
+        writer.write_clip(0, features)
+    glance = np.full((3, 7, 7, 1), 0.25, dtype=np.float32)
+    writer.write_clip(0, features, periphery=glance)
+    writer.write_clip(1, features, periphery=glance * 2)
+    writer.finalize()
+    store = FeatureStore(tmp_path / "s")
+    assert store.meta["periphery"]["transform"] == MOTION_ENERGY_TRANSFORM and store.periphery_dim == 1
+    values = store.open_periphery(1)
+    assert values.shape == (2, 3, 7, 7, 1)
+    assert values[0].max() == np.float16(0.25) and values[1].min() == np.float16(0.5)
+
+
+def test_a_store_written_before_cells_were_recorded_resumes_as_full(tmp_path: Path) -> None:
+    from envs.store import ClipRecord
+
+    records = [ClipRecord(video_id="v", labels=[0], subset="train")]
+    kwargs = {"class_names": ["a"], "records": records, "frames": 2, "grid": 7, "feature_dim": 8}
+    StoreWriter.open(tmp_path / "s", settings={"weights": "w"}, **kwargs)
+    full = {"cells": "full", "crop_size": None, "cnn_flops_per_cell": 1.0, "cnn_flops_per_frame": 49}
+    assert StoreWriter.open(tmp_path / "s", settings={"weights": "w", **full}, **kwargs).pending_rows() == [0]
+    with pytest.raises(StoreFormatError, match="cells"):
+        StoreWriter.open(tmp_path / "s", settings={"weights": "w", **full, "cells": "crop"}, **kwargs)
+
+
+@pytest.mark.slow
+def test_a_crop_cell_extraction_opens_in_glimpse_mode_with_the_pixel_glance(tmp_path: Path) -> None:
+    import envs  # noqa: F401  (registers the ids)
+
+    listing, classes = make_video_list(tmp_path / "videos")
+    out = tmp_path / "crop"
+    args = ["videos", "--list", str(listing), "--classes", str(classes), "--out", str(out), "-T", "3",
+            "--weights", "random", "--device", "cpu", "--batch-size", "4", "--workers", "0", "--no-progress",
+            "--cells", "crop", "--crop-size", "64"]
+    assert main(args) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["cells"] == "crop" and meta["crop_size"] == 64
+    assert meta["cnn_flops_per_cell"] == pytest.approx(0.2445e9, rel=1e-3)
+    assert meta["cnn_flops_per_frame"] == 49 * meta["cnn_flops_per_cell"]
+    assert meta["periphery"]["transform"] == MOTION_ENERGY_TRANSFORM and meta["periphery"]["dim"] == 1
+    assert meta["periphery"]["flops_per_frame"] == 8 * 224 * 224
+    store = FeatureStore(out)
+    assert store.features.shape == (3, 3, 7, 7, 1024)
+    glance = store.open_periphery(1)
+    assert not np.asarray(glance[:, 0]).any() and np.asarray(glance[:, 1:]).any()  # the numbered frames change
+    env = gymnasium.make("StoreGlimpse-v0", data_root=str(out), subset="train", observation_mode="glimpse")
+    obs, _ = env.reset(seed=0)
+    assert obs["periphery"].shape == (7, 7, 1)
+    env.close()
+
+
+@pytest.mark.slow
+def test_crop_cell_shards_merge_into_the_single_run_store_and_add_periphery_keeps_the_glance(tmp_path: Path) -> None:
+    listing, classes = make_video_list(tmp_path / "videos")
+    args = ["videos", "--list", str(listing), "--classes", str(classes), "-T", "3", "--weights", "random",
+            "--device", "cpu", "--batch-size", "4", "--workers", "0", "--no-progress", "--cells", "crop"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    for i in range(2):
+        assert main([*args, "--out", str(tmp_path / f"part{i}"), "--shard", f"{i}/2"]) == 0
+    merge([tmp_path / "part0", tmp_path / "part1"], tmp_path / "merged", progress=False)
+    for name in ("features.npy", "periphery.npy", "motion.npy"):
+        assert (tmp_path / "merged" / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
+    glance = (tmp_path / "one" / "periphery.npy").read_bytes()
+    add_periphery(tmp_path / "one")
+    assert (tmp_path / "one" / "periphery.npy").read_bytes() == glance
+    assert FeatureStore(tmp_path / "one").open_motion(1).shape == (3, 3, 7, 7, 1)
+    with pytest.raises(StoreFormatError, match="pixel glance"):
+        add_periphery(tmp_path / "one", dim=8)

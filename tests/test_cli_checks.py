@@ -20,6 +20,9 @@ import envs  # noqa: F401  (registers the env ids)
 from envs.files import lock_folder
 from envs.store import ClipRecord, StoreFormatError, StoreWriter
 
+# subprocess command lines (locks, one-line errors, thread counts): the slow tier
+pytestmark = pytest.mark.slow
+
 
 # ---------------------------------------------------------------------------------------------- damaged store files
 def _rewrite_line(file: Path, number: int, text: str) -> None:
@@ -134,6 +137,7 @@ def test_train_and_evaluate_keep_to_the_threads_asked_for(tmp_path: Path) -> Non
     logdir = tmp_path / "runs"
     code = f"""
 import sys, torch, train_agent, evaluate
+
 seen = []
 argv = ["--hyperparams", {str(small_hp(tmp_path))!r}, "--env-kwargs", *{TINY!r}, "--n-envs", "2",
         "--total-timesteps", "20", "--eval-every", "10", "--logdir", {str(logdir)!r}, "--run-name", "r",

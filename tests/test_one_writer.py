@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import yaml
 from process_fixtures import descendants, survivors
 from ray_fixtures import marked_env, marked_pids
@@ -23,6 +24,9 @@ from train_fixtures import SMALL_NET, TINY
 from video_fixtures import write_video
 
 from envs.files import LOCK_FILE, FolderInUseError, lock_folder, lock_holder, replace_atomically, temp_path
+
+# subprocess command lines (kills, locks, one-line errors): the slow tier
+pytestmark = pytest.mark.slow
 
 #: seconds a killed command's children get to go (they exit within a fraction of that)
 GRACE_S = 15

@@ -38,8 +38,8 @@ BACKBONE = "torchvision.models.googlenet"
 #: Side of a crop cell: the smallest input with a 1 x 1 ``inception5b`` map, up to the whole frame.
 MIN_CROP, MAX_CROP = 32, INPUT_SIZE
 #: Default crop side. A crop cell sees only its own pixels (no receptive field reaching into its
-#: neighbours, unlike a full-frame cell); on the rendered benchmark 64 px is where a probe on the
-#: actor's crop cell beats the mean of the crop cells by the most (43 points).
+#: neighbours, unlike a full-frame cell); 64 px covers a rendered actor (34 px across) with room around
+#: it at a twelfth of a full frame's FLOPs. Not yet tuned by measurement.
 DEFAULT_CROP = 64
 #: Crops per network call of ``crop_cells`` (bounds the activations' memory; the result does not depend on it).
 CROP_CHUNK = 49 * 8

@@ -300,29 +300,30 @@ class StoreSource(FeatureSource):
         unsigned = self.check_clips(clips)
         return widen(self.store.features[self._rows[clips], frames], self.dtype, unsigned)
 
+    def _read_view(self, view: np.ndarray, clips: np.ndarray | int, frames: np.ndarray | int) -> np.ndarray:
+        """Frames of a per-cell summary file (periphery or motion periphery), checked and widened."""
+        values = view[self._rows[clips], frames]
+        return check_periphery(values, self.store, np.atleast_1d(clips)).astype(self.dtype)
+
     def periphery(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray:
         if self._periphery is None:
             return super().periphery(clips, frames)
-        values = self._periphery[self._rows[clips], frames]
-        return check_periphery(values, self.store, clips).astype(self.dtype)
+        return self._read_view(self._periphery, clips, frames)
 
     def one_periphery(self, clip: int, frame: int) -> np.ndarray:
         if self._periphery is None:
             return super().one_periphery(clip, frame)
-        values = self._periphery[self._rows[clip], frame]
-        return check_periphery(values, self.store, np.array([clip])).astype(self.dtype)
+        return self._read_view(self._periphery, clip, frame)
 
     def motion(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray:
         if self._motion is None:
             return super().motion(clips, frames)
-        values = self._motion[self._rows[clips], frames]
-        return check_periphery(values, self.store, clips).astype(self.dtype)
+        return self._read_view(self._motion, clips, frames)
 
     def one_motion(self, clip: int, frame: int) -> np.ndarray:
         if self._motion is None:
             return super().one_motion(clip, frame)
-        values = self._motion[self._rows[clip], frame]
-        return check_periphery(values, self.store, np.array([clip])).astype(self.dtype)
+        return self._read_view(self._motion, clip, frame)
 
     def core_mask(self, clips: np.ndarray, frames: np.ndarray) -> np.ndarray | None:
         if self._core is None:

@@ -173,6 +173,7 @@ def test_reinforce_learns_from_cnn_features_of_rendered_videos(tiny_marked_store
     """The paper's agent on real (random-weight) GoogLeNet features of rendered pixels, with the store envs'
     shipped hyperparameters except a small budget: well above chance, and it looks at the marked actor."""
     import torch
+    from train_fixtures import FakeSession
 
     from agents.envutil import make_vector_env
     from agents.evaluation import evaluate_policy
@@ -184,17 +185,7 @@ def test_reinforce_learns_from_cnn_features_of_rendered_videos(tiny_marked_store
     spec = resolve_algorithm("reinforce")
     params = load_hyperparams(spec.hyperparams_file, env_id, envs.ENV_IDS)
     agent = spec.build(env_id, kwargs, params, n_envs=params["n_envs"], seed=0, device="cpu")
-
-    class Session:
-        stop_requested = False
-
-        def on_iteration(self, num_timesteps: int, metrics: dict[str, float]) -> None:
-            pass
-
-        def log(self, step: int, scalars: dict[str, float]) -> None:
-            pass
-
-    agent.learn(30_000, Session())
+    agent.learn(30_000, FakeSession())
     test = make_vector_env(env_id, {**kwargs, "subset": "test"}, 12)
     result = evaluate_policy(agent.policy(), test)
     agent.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,6 @@ import pytest
 import torch
 import yaml
 from train_fixtures import TINY_ENV
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import evaluate
 from agents.evaluation.compare import compare, evaluate_splits

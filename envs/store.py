@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,6 +230,11 @@ class ClipRecord:
         problem = _record_problem(data)
         if problem is not None:
             raise ValueError(f"the row {problem}")
+        return cls._of_checked(data)
+
+    @classmethod
+    def _of_checked(cls, data: Mapping[str, Any]) -> ClipRecord:
+        """A record from a row ``_record_problem`` found nothing wrong with."""
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -270,7 +275,7 @@ def _read_index(store: Path) -> list[ClipRecord]:
         problem = _record_problem(data)
         if problem is not None:
             raise _damaged(file, f"line {number} (row {number - 1})", problem)
-        records.append(ClipRecord.from_dict(data))
+        records.append(ClipRecord._of_checked(data))
     return records
 
 
@@ -320,16 +325,14 @@ class PeripheryView:
     transform: str
     what: str
     without: str
-
-    def of_clip(self, features: np.ndarray, dim: int) -> np.ndarray:
-        """This view of one clip's (T, K, K, D) features: float32 (T, K, K, dim)."""
-        return periphery(features, dim) if self.key == PERIPHERY_KEY else clip_motion(features, dim)
+    #: This view of one clip's (T, K, K, D) features at k values per cell: float32 (T, K, K, k).
+    of_clip: Callable[[np.ndarray, int], np.ndarray]
 
 
 PERIPHERY_VIEW = PeripheryView(PERIPHERY_FILE, PERIPHERY_KEY, PERIPHERY_TRANSFORM, "periphery",
-                               "pass periphery_dim=0 for the blind glimpse mode")
+                               "pass periphery_dim=0 for the blind glimpse mode", periphery)
 MOTION_VIEW = PeripheryView(MOTION_FILE, MOTION_KEY, MOTION_TRANSFORM, "motion periphery",
-                            "leave periphery_motion out")
+                            "leave periphery_motion out", clip_motion)
 VIEWS = (PERIPHERY_VIEW, MOTION_VIEW)
 
 
@@ -689,6 +692,11 @@ class StoreWriter:
         if periphery is not None and tuple(periphery.shape) != self.views[0].shape[1:]:
             expected = self.views[0].shape[1:]
             raise StoreFormatError(f"clip periphery has shape {periphery.shape}; this store takes {expected}")
+        if (core is None) != (self.core is None):
+            problem = "a core was given for a store without core.npy" if self.core is None else "no core given"
+            raise StoreFormatError(f"row {row}: {problem}")
+        if core is not None and tuple(core.shape) != self.core.shape[1:]:
+            raise StoreFormatError(f"clip core has shape {core.shape}; this store takes {self.core.shape[1:]}")
         self.features[row] = features.astype(FEATURE_DTYPE, copy=False)
         # From the stored float16 values, so that add-periphery on the same features gives the same files.
         for view, values in zip(VIEWS, self.views, strict=True):
@@ -696,12 +704,7 @@ class StoreWriter:
                 values[row] = periphery.astype(FEATURE_DTYPE)
             else:
                 values[row] = view.of_clip(self.features[row], values.shape[-1])
-        if (core is None) != (self.core is None):
-            problem = "a core was given for a store without core.npy" if self.core is None else "no core given"
-            raise StoreFormatError(f"row {row}: {problem}")
-        if self.core is not None and core is not None:
-            if tuple(core.shape) != self.core.shape[1:]:
-                raise StoreFormatError(f"clip core has shape {core.shape}; this store takes {self.core.shape[1:]}")
+        if self.core is not None:
             self.core[row] = core
             self.core.flush()
         self.features.flush()

@@ -179,24 +179,21 @@ def _collect(path: Path, wanted: list[int], size: int) -> tuple[dict[int, tuple[
     return kept, count
 
 
-def _count_frames(path: Path) -> int:
-    cap, header_fps = _open(path)
+def video_shape(path: str | Path) -> tuple[int, int, int]:
+    """(frames, width, height) of a video: every frame grabbed and counted (the header's count is not trusted)."""
+    cap, header_fps = _open(Path(path))
     try:
+        width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         count = 0
         for number, _, _ in _grab_all(cap, header_fps):
             count = number + 1
-        return count
+        return count, width, height
     finally:
         cap.release()
 
 
-def video_shape(path: str | Path) -> tuple[int, int, int]:
-    """(frames, width, height) of a video: every frame grabbed and counted (the header's count is not trusted)."""
-    path = Path(path)
-    cap, _ = _open(path)
-    width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    cap.release()
-    return _count_frames(path), width, height
+def _count_frames(path: Path) -> int:
+    return video_shape(path)[0]
 
 
 def header_frame_count(path: Path) -> int:

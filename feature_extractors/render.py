@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from envs.files import write_json_atomic
 
@@ -101,7 +101,6 @@ class RenderSpec:
     #: ActivityNet layout: frames per untrimmed video and actions (segments) per video.
     untrimmed_frames: int = 120
     segments_per_video: tuple[int, int] = (1, 3)
-    notes: list[str] = field(default_factory=list, compare=False)
 
     @classmethod
     def preset(cls, variant: str, **overrides: Any) -> RenderSpec:
@@ -354,7 +353,7 @@ def _split_membership(rng: np.random.Generator, count: int, test_fraction: float
     return list(rng.permutation(tags))
 
 
-def _render_hmdb51(spec: RenderSpec, out: Path, progress: Iterator[None]) -> dict[str, Any]:
+def _render_hmdb51(spec: RenderSpec, out: Path, bar: tqdm) -> dict[str, Any]:
     renderer = SceneRenderer(spec)
     tracks: dict[str, Any] = {}
     names = spec.class_names
@@ -366,7 +365,7 @@ def _render_hmdb51(spec: RenderSpec, out: Path, progress: Iterator[None]) -> dic
             scene = renderer.draw(label, rng, spec.frames)
             write_video(out / "videos" / name / clip_name, scene.frames, spec.fps)
             tracks[f"{name}/{clip_name}"] = _track(scene, spec.size)
-            next(progress)
+            bar.update(1)
         for split in ("1", "2", "3"):
             tags = _split_membership(split_rng, len(clip_names), spec.test_fraction)
             lines = [f"{clip} {_SPLIT_TAGS[tag]}" for clip, tag in zip(clip_names, tags, strict=True)]
@@ -389,7 +388,7 @@ def _segments(rng: np.random.Generator, spec: RenderSpec) -> list[tuple[int, int
     return segments
 
 
-def _render_activitynet(spec: RenderSpec, out: Path, progress: Iterator[None]) -> dict[str, Any]:
+def _render_activitynet(spec: RenderSpec, out: Path, bar: tqdm) -> dict[str, Any]:
     renderer = SceneRenderer(spec)
     tracks: dict[str, Any] = {}
     database: dict[str, Any] = {}
@@ -419,7 +418,7 @@ def _render_activitynet(spec: RenderSpec, out: Path, progress: Iterator[None]) -
                 for s, e, label in segments
             ],
         }
-        next(progress)
+        bar.update(1)
     taxonomy = [
         {"nodeName": name, "nodeId": i, "parentName": "Root", "parentId": 0} for i, name in enumerate(spec.class_names)
     ]
@@ -429,30 +428,16 @@ def _render_activitynet(spec: RenderSpec, out: Path, progress: Iterator[None]) -
 
 def render(spec: RenderSpec, out: str | Path, progress: bool = True) -> Path:
     """Draw the dataset of ``spec`` under ``out`` (created; an existing render is refused) and return ``out``."""
-    from tqdm import tqdm
-
     spec = spec.checked()
     out = Path(out)
     if (out / RENDER_FILE).exists() or (out / "videos").exists():
         raise ExtractionError(f"'{out}' already holds a rendered dataset; choose another --out or delete it first.")
     out.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=spec.num_clips, unit="video", desc=f"render -> {out.name}", disable=not progress)
-
-    def tick() -> Iterator[None]:
-        while True:
-            bar.update(1)
-            yield
-
-    ticks = tick()
-    try:
-        if spec.layout == "hmdb51":
-            tracks = _render_hmdb51(spec, out, ticks)
-        else:
-            tracks = _render_activitynet(spec, out, ticks)
-    finally:
-        bar.close()
+    with tqdm(total=spec.num_clips, unit="video", desc=f"render -> {out.name}", disable=not progress) as bar:
+        draw = _render_hmdb51 if spec.layout == "hmdb51" else _render_activitynet
+        tracks = draw(spec, out, bar)
     write_json_atomic(out / ACTORS_FILE, {"format": ACTOR_BOXES_FORMAT, "videos": tracks})
-    described = {k: v for k, v in asdict(spec).items() if k != "notes"}
+    described = asdict(spec)
     described["class_names"] = spec.class_names
     (out / RENDER_FILE).write_text(json.dumps(described, indent=2) + "\n")
     return out

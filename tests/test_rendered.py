@@ -208,3 +208,32 @@ def test_camera_motion_moves_everything_and_occluders_cover_the_scene() -> None:
     covered = draw("marked", occlusion=2)
     bar = np.all(covered.frames == 128, axis=-1).all(axis=1)  # a full-height grey column in some frame
     assert bar.any()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"num_classes": 20}, r"--classes must lie in \[2, 16\]"),
+        ({"variant": "motion", "num_classes": 11}, r"--classes must lie in \[2, 10\]"),
+        ({"distractors": 12}, r"--distractors must lie in \[0, 9\]"),
+        ({"frames": 1}, "--frames must be >= 2"),
+        ({"layout": "activitynet", "untrimmed_frames": 4}, "--video-frames must be >= 6"),
+    ],
+)
+def test_bad_render_options_say_the_allowed_range(overrides: dict, message: str) -> None:
+    from feature_extractors.errors import ExtractionError
+
+    variant = overrides.pop("variant", "marked")
+    with pytest.raises(ExtractionError, match=message):
+        RenderSpec.preset(variant, **overrides)
+
+
+def test_rendering_into_an_existing_render_is_refused(tmp_path: Path) -> None:
+    from feature_extractors.errors import ExtractionError
+
+    spec = RenderSpec.preset("marked", num_classes=2, clips_per_class=2, frames=2)
+    render(spec, tmp_path / "r", progress=False)
+    with pytest.raises(ExtractionError, match="already holds a rendered dataset; choose another --out"):
+        render(spec, tmp_path / "r", progress=False)
+    with pytest.raises(ExtractionError, match="unknown variant 'still'; choose one of marked, moving, motion"):
+        RenderSpec.preset("still")

@@ -163,6 +163,8 @@ class EpisodeAlgorithm(Algorithm):
         # eq. 7 returns sit far from 0 with a spread that depends on C and T, and a critic fitted in raw units
         # has a squared error of ~100 whose gradient swamps every other term in the clipped global norm.
         self.return_moments = RunningMoments(self.device)
+        #: steps of an episode that runs to its end (an early exit may end one sooner)
+        self.episode_length = int(self.env.unwrapped.rules.episode_length)
         self.iteration = 0
         self.num_timesteps = 0
         self.episode_stats: deque[tuple[float, float, float, float]] = deque(maxlen=100)
@@ -192,6 +194,7 @@ class EpisodeAlgorithm(Algorithm):
             periphery_dim=s.periphery_dim if self.location_rule == "learned" and self.content_attention else 0,
             glimpses_per_frame=s.glimpses_per_frame,
             detach_value=self.detach_value,
+            early_exit=s.early_exit,
             **self.hp.network,
         )
 
@@ -262,8 +265,10 @@ class EpisodeAlgorithm(Algorithm):
 
     def _rollout_metrics(self, batch: EpisodeBatch) -> dict[str, float]:
         focus = torch.nanmean(batch.on_core, 0)  # (B,)
-        for ret, ok, f in zip(batch.episode_returns.tolist(), batch.success.tolist(), focus.tolist(), strict=True):
-            self.episode_stats.append((ret, float(ok), float(batch.length), f))
+        assert batch.lengths is not None
+        for ret, ok, n, f in zip(batch.episode_returns.tolist(), batch.success.tolist(), batch.lengths.tolist(),
+                                 focus.tolist(), strict=True):
+            self.episode_stats.append((ret, float(ok), float(n), f))
         stats = np.array(self.episode_stats)
         out = {
             "rollout/ep_rew_mean": float(stats[:, 0].mean()),

@@ -60,6 +60,8 @@ class EnvShape:
     #: k of the ``periphery`` observation (0: the env has none).
     periphery_dim: int
     glimpses_per_frame: int
+    #: whether actions have a third component, ``stop`` (the env's ``early_exit``)
+    early_exit: bool = False
 
     @classmethod
     def of(cls, env: Any) -> EnvShape:
@@ -69,8 +71,9 @@ class EnvShape:
         act_space = getattr(env, "single_action_space", env.action_space)
         if not isinstance(obs_space, gym.spaces.Dict) or "glimpse" not in obs_space.spaces:
             raise ValueError(f"expected a glimpse env (Dict observation with 'glimpse'), got {obs_space}")
-        if not isinstance(act_space, gym.spaces.MultiDiscrete) or act_space.shape != (2,):
-            raise ValueError(f"expected MultiDiscrete([K*K, C]) actions, got {act_space}")
+        if not isinstance(act_space, gym.spaces.MultiDiscrete) or act_space.shape not in ((2,), (3,)):
+            raise ValueError(f"expected MultiDiscrete([K*K, C]) or, with early_exit, MultiDiscrete([K*K, C, 2]) "
+                             f"actions, got {act_space}")
         nvec = np.asarray(act_space.nvec)
         return cls(
             feature_dim=int(obs_space["glimpse"].shape[0]),
@@ -79,4 +82,5 @@ class EnvShape:
             has_cube="cube" in obs_space.spaces,
             periphery_dim=int(obs_space["periphery"].shape[-1]) if "periphery" in obs_space.spaces else 0,
             glimpses_per_frame=int(getattr(getattr(env.unwrapped, "rules", None), "glimpses_per_frame", 1)),
+            early_exit=act_space.shape == (3,),
         )

@@ -74,22 +74,29 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float) -
 
 
 def ppo_policy_loss(
-    log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor, clip: float
+    log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor, clip: float,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """PPO's clipped surrogate, negated (Schulman et al. 2017); all (N,) -> scalar."""
+    """PPO's clipped surrogate, negated (Schulman et al. 2017); all (N,) -> scalar, averaged over the
+    entries where ``mask`` is 1 (default: all)."""
     ratio = torch.exp(log_probs - old_log_probs)
-    return -torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages).mean()
+    surrogate = torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages)
+    return -surrogate.mean() if mask is None else -masked_mean(surrogate, mask)
 
 
-def class_cross_entropy(class_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def class_cross_entropy(class_logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None
+                        ) -> torch.Tensor:
     """Cross-entropy of every step's class prediction against its episode's label (the paper's loss).
 
     :param class_logits: (L, B, C).
     :param labels: (B,) int64, the label the env reported in ``info["label"]``.
-    :return: scalar, averaged over steps and episodes.
+    :param mask: (L, B) the steps that count (default: all; early exits leave steps out).
+    :return: scalar, averaged over the counted steps.
     """
     steps, batch, classes = class_logits.shape
-    return F.cross_entropy(class_logits.reshape(steps * batch, classes), labels.expand(steps, batch).reshape(-1))
+    per_step = F.cross_entropy(class_logits.reshape(steps * batch, classes), labels.expand(steps, batch).reshape(-1),
+                               reduction="none").reshape(steps, batch)
+    return per_step.mean() if mask is None else masked_mean(per_step, mask)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

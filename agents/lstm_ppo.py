@@ -49,7 +49,7 @@ from agents.losses import (
     standardize,
     taken_log_prob,
 )
-from agents.reinforce import location_step_mask
+from agents.reinforce import location_step_mask, stop_step_mask
 from agents.rollout import EpisodeBatch
 
 CLASS_LOSSES = ("cross_entropy", "none")
@@ -120,19 +120,27 @@ class LstmPPO(EpisodeAlgorithm):
         hp = self.hp
         assert batch.values is not None and batch.location_log_prob is not None and batch.class_log_prob is not None
         dev = self.device
-        steps, n = batch.length, batch.num_episodes
+        n = batch.num_episodes
+        assert batch.mask is not None
+        step_mask = batch.mask.to(dev)  # (L, B): 1 at the episodes' steps (early exits end some sooner)
         moments = self.return_moments
-        rewards, values = batch.rewards.to(dev), moments.denormalize(batch.values.to(dev))  # values in reward units
+        # values in reward units; zero after an episode's end, so its last step bootstraps from nothing
+        rewards, values = batch.rewards.to(dev), moments.denormalize(batch.values.to(dev)) * step_mask
         advantages = gae(rewards, values, hp.gamma, hp.gae_lambda)  # (L, B)
         returns = advantages + values
-        moments.fold(returns)
+        moments.fold(returns[step_mask > 0])
         value_targets = moments.normalize(returns)
-        loc_mask = location_step_mask(steps, n).to(dev)
-        # Log-probability of the sampled action parts: the cell (not at the last step), and the class
-        # when it is sampled (reward only); the hybrid's class is the class head's argmax, not an RL action.
+        loc_mask = location_step_mask(step_mask)
+        early_exit = batch.stop_log_prob is not None
+        stop_mask = stop_step_mask(step_mask, self.episode_length) if early_exit else torch.zeros_like(step_mask)
+        # Log-probability of the sampled action parts: the cell (not at the last step), the stop choice (with
+        # early exit), and the class when it is sampled (reward only); the hybrid's class is the class head's
+        # argmax, not an RL action.
         old_logp = batch.location_log_prob.to(dev) * loc_mask
+        if early_exit:
+            old_logp = old_logp + batch.stop_log_prob.to(dev) * stop_mask
         if not self.hybrid:
-            old_logp = old_logp + batch.class_log_prob.to(dev)
+            old_logp = old_logp + batch.class_log_prob.to(dev) * step_mask
         actions = batch.actions.to(dev)
         labels = batch.labels.to(dev)
         obs = {k: v.to(dev) for k, v in batch.obs.items()}
@@ -156,22 +164,25 @@ class LstmPPO(EpisodeAlgorithm):
                 out, _ = self.network(minibatch_obs[j])  # whole episodes (L, b, ...)
                 loc_logp = torch.log_softmax(out.location_logits, -1)  # (L, b, K*K)
                 cls_logp = torch.log_softmax(out.class_logits, -1)  # (L, b, C)
-                a, m = actions[:, idx], loc_mask[:, idx]
+                a, m, sm = actions[:, idx], loc_mask[:, idx], step_mask[:, idx]
                 logp = taken_log_prob(loc_logp, a[..., 0]) * m
+                if early_exit:
+                    logp = logp + taken_log_prob(torch.log_softmax(out.stop_logits, -1), a[..., 2]) * stop_mask[:, idx]
                 ent_loc = masked_mean(categorical_entropy(loc_logp), m)
-                ent_cls = categorical_entropy(cls_logp).mean()
+                ent_cls = masked_mean(categorical_entropy(cls_logp), sm)
                 if self.hybrid:
                     entropy = ent_loc
-                    ce = class_cross_entropy(out.class_logits, labels[idx])
+                    ce = class_cross_entropy(out.class_logits, labels[idx], sm)
                 else:
-                    logp = logp + taken_log_prob(cls_logp, a[..., 1])
+                    logp = logp + taken_log_prob(cls_logp, a[..., 1]) * sm
                     entropy = ent_loc + ent_cls
                     ce = torch.zeros((), device=dev)
                 adv = advantages[:, idx]
                 if hp.normalize_advantage:
-                    adv = standardize(adv)
-                pg = ppo_policy_loss(logp.reshape(-1), old_logp[:, idx].reshape(-1), adv.reshape(-1), hp.clip_range)
-                v_loss = ((out.value - value_targets[:, idx]) ** 2).mean()
+                    adv = standardize(adv, sm)
+                pg = ppo_policy_loss(logp.reshape(-1), old_logp[:, idx].reshape(-1), adv.reshape(-1), hp.clip_range,
+                                     sm.reshape(-1))
+                v_loss = masked_mean((out.value - value_targets[:, idx]) ** 2, sm)
                 penalty = attention_penalty(loc_logp.exp(), m)
                 loss = pg + hp.vf_coef * v_loss - hp.ent_coef * entropy + hp.attention_penalty * penalty
                 if self.hybrid:
@@ -180,9 +191,9 @@ class LstmPPO(EpisodeAlgorithm):
                     grad_logs.setdefault(key, []).append(val)
                 with torch.no_grad():
                     log_ratio = logp - old_logp[:, idx]
-                    kl = ((log_ratio.exp() - 1) - log_ratio).mean().item()
-                    clipped = ((log_ratio.exp() - 1).abs() > hp.clip_range).float().mean().item()
-                    acc = (out.class_logits.argmax(-1) == labels[idx]).float().mean().item()
+                    kl = masked_mean((log_ratio.exp() - 1) - log_ratio, sm).item()
+                    clipped = masked_mean(((log_ratio.exp() - 1).abs() > hp.clip_range).float(), sm).item()
+                    acc = masked_mean((out.class_logits.argmax(-1) == labels[idx]).float(), sm).item()
                 values_now = (pg.item(), v_loss.item(), ce.item(), penalty.item(), ent_loc.item(), ent_cls.item(),
                               kl, clipped, acc)
                 for key, val in zip(logs, values_now, strict=True):
@@ -195,6 +206,7 @@ class LstmPPO(EpisodeAlgorithm):
         metrics = {k: sum(v) / len(v) for k, v in {**logs, **grad_logs}.items()}
         if not self.hybrid:
             del metrics["cross_entropy"]
-        var_y = returns.var()
-        metrics["explained_variance"] = float(1 - (returns - values).var() / var_y) if var_y > 0 else 0.0
+        counted = step_mask > 0
+        var_y = returns[counted].var()
+        metrics["explained_variance"] = float(1 - (returns - values)[counted].var() / var_y) if var_y > 0 else 0.0
         return metrics

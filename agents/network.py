@@ -30,7 +30,11 @@ fixed-length episodes at once (training):
      where to look;
    - class head: dropout, a tanh hidden layer, dropout, class logits (softmax, as in the paper);
    - value head: a linear baseline / critic, optionally on a detached ``h_t`` so that it does not shape
-     the memory (REINFORCE's learned baseline).
+     the memory (REINFORCE's learned baseline);
+   - stop head (envs with ``early_exit``): two logits, continue or stop, from the detached ``h_t`` and the
+     class head's confidence (its largest probability and its entropy), since "stop once sure" is a
+     function of how sure the class head is. Its bias starts at ``STOP_BIAS`` against stopping, so early
+     episodes run long enough for the class head to learn.
 
 Dropout sits only in the class head, so the location policy that a rollout samples from is exactly the
 one the learner differentiates (the paper does not say where its dropout goes).
@@ -47,6 +51,9 @@ from torch import nn
 
 InputMode = Literal["glimpse", "soft", "mean"]
 NUM_CELLS = 49
+#: Initial logit of "stop" minus "continue": a stop chance of about 2 % per step, so an untrained agent
+#: watches most of a clip (its class head needs frames to learn from) and still tries stopping.
+STOP_BIAS = -4.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class NetworkConfig:
         (``w_t``-weighted, standardised), so memory knows what the peripheral view said where it looked: with
         ``periphery_motion`` whether that cell was moving, the one cue that tells an actor marked only by
         moving from a still distractor of the same look. Needs ``periphery_dim``.
+    :param early_exit: a stop head (the env's ``early_exit``).
     """
 
     feature_dim: int
@@ -89,6 +97,7 @@ class NetworkConfig:
     num_cells: int = NUM_CELLS
     periphery_dim: int = 0
     encode_periphery: bool = False
+    early_exit: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,13 +127,15 @@ class NetOutput(NamedTuple):
     """Per-step outputs, each with leading dims (L, B).
 
     ``location_logits`` (L, B, K*K), ``class_logits`` (L, B, C), ``value`` (L, B), ``weights`` (L, B, K*K)
-    the cell weights ``w_t`` of the input actually fed at each step.
+    the cell weights ``w_t`` of the input actually fed at each step, ``stop_logits`` (L, B, 2) [continue,
+    stop] with ``early_exit``, else None.
     """
 
     location_logits: torch.Tensor
     class_logits: torch.Tensor
     value: torch.Tensor
     weights: torch.Tensor
+    stop_logits: torch.Tensor | None = None
 
 
 @torch.no_grad()
@@ -215,6 +226,12 @@ class GlimpseNetwork(nn.Module):
             nn.Linear(config.class_hidden, config.num_classes),
         )
         self.value_head = nn.Linear(h, 1)
+        self.stop_head = nn.Linear(h + 2, 2) if config.early_exit else None
+        if self.stop_head is not None:
+            nn.init.normal_(self.stop_head.weight, std=0.01)
+            nn.init.constant_(self.stop_head.bias, 0.0)
+            with torch.no_grad():
+                self.stop_head.bias[1] = STOP_BIAS
         # Start with a near-uniform location policy and a zero baseline.
         for layer in (self.spatial, self.value_head, self.query, self.periphery_query):
             if layer is not None:
@@ -237,6 +254,7 @@ class GlimpseNetwork(nn.Module):
             "location": (self.spatial, self.query, self.periphery_query),
             "class": (self.class_head,),
             "value": (self.value_head,),
+            "stop": (self.stop_head,),
         }
         return {name: [p for m in mods if m is not None for p in m.parameters()] for name, mods in parts.items()}
 
@@ -317,13 +335,25 @@ class GlimpseNetwork(nn.Module):
     def heads(
         self, h: torch.Tensor, cube: torch.Tensor | None, periphery: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, ...]:
-        """Memory (..., H) -> location logits (..., K*K), class logits (..., C), value (...)."""
+        """Memory (..., H) -> location logits (..., K*K), class logits (..., C), value (...), stop logits
+        (..., 2) or None."""
         value_in = h.detach() if self.config.detach_value else h
+        class_logits = self.class_head(h)
         return (
             self.location_logits(h, cube, periphery),
-            self.class_head(h),
+            class_logits,
             self.value_head(value_in).squeeze(-1),
+            self.stop_logits(h, class_logits),
         )
+
+    def stop_logits(self, h: torch.Tensor, class_logits: torch.Tensor) -> torch.Tensor | None:
+        """[continue, stop] logits (..., 2) from the detached memory and the class head's confidence (its
+        largest probability and entropy): the stop policy reads the other heads, it does not shape them."""
+        if self.stop_head is None:
+            return None
+        logp = torch.log_softmax(class_logits.detach(), -1)
+        confidence = torch.stack([logp.max(-1).values.exp(), -(logp.exp() * logp).sum(-1)], -1)
+        return self.stop_head(torch.cat([h.detach(), confidence], -1))
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -353,9 +383,9 @@ class GlimpseNetwork(nn.Module):
             x, w, frame_x, frame_w = self._frame_sums(obs, state)
         g = self.encode(x, w, progress, obs.get("periphery"))  # (L, B, E)
         out, (h_n, c_n) = self.lstm(g, (state.h, state.c))  # out: (L, B, H)
-        loc, cls, val = self.heads(out, cube, obs.get("periphery"))
+        loc, cls, val, stop = self.heads(out, cube, obs.get("periphery"))
         new_state = NetState(h_n, c_n, frame_x, frame_w, state.next_weights)
-        return NetOutput(loc, cls, val, w), new_state
+        return NetOutput(loc, cls, val, w, stop), new_state
 
     def _frame_sums(
         self, obs: dict[str, torch.Tensor], state: NetState
@@ -390,8 +420,10 @@ class GlimpseNetwork(nn.Module):
             x = torch.matmul(w.unsqueeze(-2), cells[t]).squeeze(-2)  # (B, 1, K*K) @ (B, K*K, D) -> (B, D)
             g = self.encode(x, w, obs["progress"][t], None if periphery is None else periphery[t])
             top, (h, c) = self.lstm(g.unsqueeze(0), (h, c))  # top: (1, B, H)
-            loc, cls, val = self.heads(top[0], cube[t], None if periphery is None else periphery[t])
-            outs.append((loc, cls, val, w))
+            loc, cls, val, stop = self.heads(top[0], cube[t], None if periphery is None else periphery[t])
+            outs.append((loc, cls, val, w, stop))
             w = torch.softmax(loc, dim=-1)
-        loc, cls, val, ws = (torch.stack(z) for z in zip(*outs, strict=True))
-        return NetOutput(loc, cls, val, ws), NetState(h, c, state.frame_x, state.frame_w, w)
+        loc, cls, val, ws, stops = zip(*outs, strict=True)
+        stop_logits = None if stops[0] is None else torch.stack(stops)
+        return (NetOutput(torch.stack(loc), torch.stack(cls), torch.stack(val), torch.stack(ws), stop_logits),
+                NetState(h, c, state.frame_x, state.frame_w, w))

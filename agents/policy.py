@@ -4,7 +4,8 @@ A :class:`Policy` acts on a batch of ``n`` episodes that run in lockstep (the ba
 
     policy.reset(n)                                   # new episodes
     actions, class_probs = policy.act(obs, deterministic=True, core_mask=None)
-    # actions (n, 2) int64: [cell of the next glimpse, predicted class]; class_probs (n, C)
+    # actions (n, 2) int64: [cell of the next glimpse, predicted class] (n, 3) with the env's early_exit:
+    # [cell, class, stop]; class_probs (n, C)
 
 ``obs`` is the vector env's observation dict (numpy, leading dim n). Policies with
 ``needs_core_mask = True`` (the ``oracle``) must be given ``core_mask`` = ``env.next_core_mask()`` (n, K*K).
@@ -61,11 +62,12 @@ def sample(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tens
 class StepResult:
     """Everything a learner needs from one step of a :class:`NetworkPolicy` (each leading dim B)."""
 
-    actions: torch.Tensor  # (B, 2) int64
+    actions: torch.Tensor  # (B, 2) int64, or (B, 3) with a stop head: [cell, class, stop]
     class_probs: torch.Tensor  # (B, C)
     location_log_prob: torch.Tensor  # (B,)
     class_log_prob: torch.Tensor  # (B,)
     value: torch.Tensor  # (B,)
+    stop_log_prob: torch.Tensor | None = None  # (B,) with a stop head
 
 
 class NetworkPolicy(Policy):
@@ -120,12 +122,19 @@ class NetworkPolicy(Policy):
             cls = cls_logp.argmax(-1)
         else:
             cls = sample(cls_logp.exp(), self.generator)
+        parts, stop_log_prob = [location, cls], None
+        if out.stop_logits is not None:  # stop when the stop head says so (argmax), or by a draw when exploring
+            stop_logp = torch.log_softmax(out.stop_logits[0], -1)  # (B, 2)
+            stop = stop_logp.argmax(-1) if deterministic else sample(stop_logp.exp(), self.generator)
+            parts.append(stop)
+            stop_log_prob = stop_logp.gather(-1, stop[:, None]).squeeze(-1)
         return StepResult(
-            actions=torch.stack([location, cls], -1),
+            actions=torch.stack(parts, -1),
             class_probs=cls_logp.exp(),
             location_log_prob=loc_logp.gather(-1, location[:, None]).squeeze(-1),
             class_log_prob=cls_logp.gather(-1, cls[:, None]).squeeze(-1),
             value=value,
+            stop_log_prob=stop_log_prob,
         )
 
     def _location(

@@ -8,6 +8,8 @@ batch computes
 ``loss = CE + reinforce_coef * L_REINFORCE + baseline_coef * MSE(b, R) + lambda * penalty - entropy_coef * H``
 
 - ``CE``: cross-entropy of every step's class prediction against the label (the paper's loss);
+- with the env's ``early_exit``, the stop choices join ``L_REINFORCE`` with the same advantages (the return
+  already holds what stopping earned: the committed prediction's eq. 7 terms minus any ``frame_cost``);
 - ``L_REINFORCE`` (eqs. 5-6): ``-mean log pi(l_{n+1} | h_{1:n}) (R_n - b_n)`` over the location choices,
   with ``R_n`` the return of eq. 7 (given only at the last step, so ``R_n = r_N``) times ``reward_scale``;
 - ``b_n``: a learned baseline (value head on the detached memory state), fitted by mean squared error to
@@ -82,10 +84,20 @@ class ReinforceHyperparams(EpisodeHyperparams):
     location_lr_scale: float = 1.0
 
 
-def location_step_mask(length: int, batch: int) -> torch.Tensor:
-    """(L, B) ones, zero at the last step, whose location choice has no glimpse to direct."""
-    mask = torch.ones(length, batch)
-    mask[-1] = 0.0
+def location_step_mask(step_mask: torch.Tensor) -> torch.Tensor:
+    """(L, B) 1 at the steps whose location choice directs a glimpse: every step of an episode but its last
+    (``step_mask`` (L, B): 1 at the episode's steps)."""
+    mask = torch.zeros_like(step_mask)
+    mask[:-1] = step_mask[1:]
+    return mask
+
+
+def stop_step_mask(step_mask: torch.Tensor, episode_length: int) -> torch.Tensor:
+    """(L, B) 1 at the steps whose stop choice mattered: every step of an episode except step
+    ``episode_length`` (the end comes there whatever the choice)."""
+    mask = step_mask.clone()
+    if mask.shape[0] >= episode_length:
+        mask[episode_length - 1:] = 0.0
     return mask
 
 
@@ -102,30 +114,44 @@ class Reinforce(EpisodeAlgorithm):
 
     def update(self, batch: EpisodeBatch) -> dict[str, float]:
         hp = self.hp
-        obs = {k: v.to(self.device) for k, v in batch.obs.items()}
+        dev = self.device
+        obs = {k: v.to(dev) for k, v in batch.obs.items()}
         out, _ = self.network(obs)
-        labels = batch.labels.to(self.device)
-        ce = class_cross_entropy(out.class_logits, labels)
+        labels = batch.labels.to(dev)
+        assert batch.mask is not None
+        steps = batch.mask.to(dev)  # (L, B): 1 at the episodes' steps
+        ce = class_cross_entropy(out.class_logits, labels, steps)
 
         loc_logp = torch.log_softmax(out.location_logits, -1)  # (L, B, K*K)
-        logp = taken_log_prob(loc_logp, batch.actions[..., 0].to(self.device))  # (L, B)
-        mask = location_step_mask(batch.length, batch.num_episodes).to(self.device)
-        returns = returns_to_go(batch.rewards.to(self.device)) * hp.reward_scale  # (L, B)
+        logp = taken_log_prob(loc_logp, batch.actions[..., 0].to(dev))  # (L, B)
+        mask = location_step_mask(steps)
+        # Steps whose action mattered: the location choices, and with a stop head the stop choices.
+        stop_mask = stop_step_mask(steps, self.episode_length) if out.stop_logits is not None else None
+        acted = mask if stop_mask is None else torch.maximum(mask, stop_mask)
+        returns = returns_to_go(batch.rewards.to(dev)) * hp.reward_scale  # (L, B)
         # The baseline predicts standardised returns (see EpisodeAlgorithm.return_moments).
-        self.return_moments.fold(returns[mask > 0])
+        self.return_moments.fold(returns[acted > 0])
         baseline = out.value
         adv = (returns - self.return_moments.denormalize(baseline)).detach()
         if hp.normalize_advantage:
-            adv = standardize(adv, mask)
+            adv = standardize(adv, acted)
         pg = reinforce_loss(logp, adv, torch.zeros_like(adv), mask)
-        bl = baseline_loss(baseline, self.return_moments.normalize(returns), mask)
+        metrics: dict[str, float] = {}
+        if stop_mask is not None:
+            stop_logp = torch.log_softmax(out.stop_logits, -1)  # (L, B, 2)
+            stop_pg = reinforce_loss(taken_log_prob(stop_logp, batch.actions[..., 2].to(dev)), adv,
+                                     torch.zeros_like(adv), stop_mask)
+            pg = pg + stop_pg
+            metrics["stop_reinforce_loss"] = stop_pg.item()
+            metrics["stop_probability"] = masked_mean(stop_logp[..., 1].exp(), stop_mask).item()
+        bl = baseline_loss(baseline, self.return_moments.normalize(returns), acted)
         penalty = attention_penalty(loc_logp.exp(), mask)
         entropy = masked_mean(categorical_entropy(loc_logp), mask)
         loss = ce + hp.reinforce_coef * pg + hp.baseline_coef * bl + hp.attention_penalty * penalty
         loss = loss - hp.entropy_coef * entropy
         grad_norms = self.step_optimizer(loss)
         with torch.no_grad():
-            acc = (out.class_logits.argmax(-1) == labels).float().mean()
+            acc = masked_mean((out.class_logits.argmax(-1) == labels).float(), steps)
         return {
             "loss": loss.item(),
             "cross_entropy": ce.item(),
@@ -134,5 +160,6 @@ class Reinforce(EpisodeAlgorithm):
             "attention_penalty": penalty.item(),
             "location_entropy": entropy.item(),
             "step_accuracy": float(acc),
+            **metrics,
             **grad_norms,
         }

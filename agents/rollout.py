@@ -1,9 +1,10 @@
 """Whole-episode rollouts on the batched vector env.
 
-Episodes have a fixed length L = min(T * m, glimpse_budget), so ``n`` episodes reset together stay in
-lockstep: reset, exactly L steps, all terminate at once. We reset explicitly before every batch (the vector
-env's autoreset step is never taken), so each batch is a clean (L, n) block that the LSTM can run over at
-once.
+Episodes last at most L = min(T * m, glimpse_budget) steps, so ``n`` episodes reset together stay in
+lockstep: reset, at most L steps, and without an early exit all terminate at once. We reset explicitly
+before every batch, so each batch is a clean (L', n) block (L' the longest episode) that the LSTM can run
+over at once. With the env's ``early_exit`` an episode may stop sooner; its later steps (the vector env's
+autoreset and the episode it starts) are kept out by ``EpisodeBatch.mask``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ class EpisodeBatch:
     ``actions`` (L, B, 2); ``rewards`` (L, B); ``labels`` (B,); ``on_core`` (L, B) float, 1/0 whether the
     glimpse the agent saw was on the action core, NaN where unknown; ``class_probs`` (L, B, C);
     ``success`` (B,) whether the last prediction was right; ``video_ids`` (B,).
-    ``location_log_prob``, ``class_log_prob``, ``values`` (L, B) are filled for NetworkPolicy rollouts.
+    ``location_log_prob``, ``class_log_prob``, ``values`` (L, B) are filled for NetworkPolicy rollouts,
+    ``stop_log_prob`` (L, B) too where the policy has a stop head. ``mask`` (L, B) is 1 at the steps of each
+    episode (0 after an early exit: rewards there are 0, and losses must not count them), ``lengths`` (B,)
+    the steps each episode took and ``frames_watched`` (B,) the frames its predictions used.
     """
 
     obs: dict[str, torch.Tensor]
@@ -43,6 +47,22 @@ class EpisodeBatch:
     location_log_prob: torch.Tensor | None = None
     class_log_prob: torch.Tensor | None = None
     values: torch.Tensor | None = None
+    stop_log_prob: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    lengths: torch.Tensor | None = None
+    frames_watched: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        length, batch = self.actions.shape[:2]
+        if self.mask is None:
+            self.mask = torch.ones(length, batch)
+        if self.lengths is None:
+            self.lengths = self.mask.sum(0).long()
+
+    @property
+    def early_exit(self) -> bool:
+        """Whether the actions have a stop component."""
+        return self.actions.shape[-1] == 3
 
     @property
     def length(self) -> int:
@@ -54,7 +74,9 @@ class EpisodeBatch:
 
     @property
     def num_steps(self) -> int:
-        return self.length * self.num_episodes
+        """Env steps of the episodes (those after an early exit not counted)."""
+        assert self.lengths is not None
+        return int(self.lengths.sum())
 
     @property
     def episode_returns(self) -> torch.Tensor:
@@ -105,33 +127,33 @@ def collect_episodes(
     needs_core = policy.needs_core_mask
     rich = isinstance(policy, NetworkPolicy)
     steps_obs: list[dict[str, np.ndarray]] = []
-    actions, rewards, on_core, probs, loc_lp, cls_lp, values = [], [], [], [], [], [], []
-    while True:
+    actions, rewards, on_core, probs, loc_lp, cls_lp, values, stop_lp = [], [], [], [], [], [], [], []
+    alive = np.ones(n, dtype=bool)  # in its first episode still (steps after an early exit are masked out)
+    masks, success, frames = [], np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64)
+    while alive.any():
         core_mask = env.next_core_mask() if needs_core else None
         steps_obs.append({k: _own(obs[k], steps_obs[-1][k] if steps_obs else None) for k in obs_keys if k in obs})
-        on_core.append(_on_core(info, n))
+        on_core.append(np.where(alive, _on_core(info, n), np.nan))
+        masks.append(alive.copy())
         if rich:
             res = policy.step(obs, deterministic, core_mask)
             act, cp = res.actions.cpu().numpy(), res.class_probs
             loc_lp.append(res.location_log_prob)
             cls_lp.append(res.class_log_prob)
             values.append(res.value)
+            stop_lp.append(res.stop_log_prob)
         else:
             act, cp = policy.act(obs, deterministic, core_mask)
             cp = torch.as_tensor(cp)
         actions.append(act)
         probs.append(cp)
         obs, reward, terminated, truncated, info = env.step(act)
-        rewards.append(np.asarray(reward, dtype=np.float32))
-        done = np.logical_or(terminated, truncated)
-        if done.any():
-            if not done.all():
-                raise RuntimeError(
-                    "sub-envs finished at different steps; lockstep rollouts need fixed-length episodes "
-                    "started together (reset the whole vector env)"
-                )
-            break
-    success = np.asarray(info.get("is_success", np.zeros(n, bool))).astype(bool).reshape(n)
+        rewards.append(np.where(alive, np.asarray(reward, dtype=np.float32), np.float32(0)))
+        ended = np.logical_or(terminated, truncated) & alive
+        if ended.any():
+            success[ended] = np.asarray(info.get("is_success", np.zeros(n, bool))).astype(bool).reshape(n)[ended]
+            frames[ended] = np.asarray(info.get("frame", np.zeros(n)), dtype=np.int64).reshape(n)[ended] + 1
+            alive &= ~ended
     stacked = {}
     for key in steps_obs[0]:
         value = torch.from_numpy(np.stack([o[key] for o in steps_obs]))  # (L, B, ...)
@@ -148,4 +170,7 @@ def collect_episodes(
         location_log_prob=torch.stack(loc_lp) if rich else None,
         class_log_prob=torch.stack(cls_lp) if rich else None,
         values=torch.stack(values) if rich else None,
+        stop_log_prob=torch.stack(stop_lp) if rich and stop_lp[0] is not None else None,
+        mask=torch.from_numpy(np.stack(masks)).float(),
+        frames_watched=torch.from_numpy(frames),
     )

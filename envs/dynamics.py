@@ -46,6 +46,11 @@ class EpisodeRules:
     #: Append to every cell's periphery its motion periphery (``envs.periphery.motion``: k group means of the
     #: cell's change since the previous frame), so the ``periphery`` observation holds 2k values per cell.
     periphery_motion: bool = False
+    #: A third action component, ``stop``: 1 ends the episode after this step's prediction, which then counts
+    #: for every step not taken (the agent commits to it), and frames never reached are never computed.
+    early_exit: bool = False
+    #: Reward charged per frame watched, paid at the last step (0: none): what a policy pays for compute.
+    frame_cost: float = 0.0
 
     def __post_init__(self) -> None:
         def choice(name: str, allowed: tuple[str, ...]) -> None:
@@ -70,6 +75,11 @@ class EpisodeRules:
                              "it to k >= 1")
         if not 0.0 <= self.eta <= 1.0:
             raise ValueError(f"eta must lie in [0, 1], got {self.eta!r}")
+        if not isinstance(self.early_exit, bool | np.bool_):
+            raise ValueError(f"early_exit must be True or False, got {self.early_exit!r}")
+        if not (isinstance(self.frame_cost, int | float) and np.isfinite(self.frame_cost) and self.frame_cost >= 0):
+            raise ValueError(f"frame_cost must be a finite number >= 0 (reward per frame watched), got "
+                             f"{self.frame_cost!r}")
 
     @property
     def num_cells(self) -> int:
@@ -96,31 +106,54 @@ class EpisodeRules:
         """Frame that the cell chosen at this step will be looked at in."""
         return self.frame_of(steps + 1)
 
+    def observed_frame(self, steps, done):
+        """Frame observed after ``steps`` steps: once the episode is over, the last frame a prediction used, so
+        the final observation computes nothing new (a stopped or budget-limited agent never reaches the next)."""
+        return self.frame_of(steps - done)
+
+    def frames_watched(self, steps):
+        """Frames a finished episode of ``steps`` steps computed: those its predictions used."""
+        return self.frame_of(steps - 1) + 1
+
     def progress(self, steps):
         """(frame index / T, glimpse index within the frame / m) after ``steps`` steps."""
         m = self.glimpses_per_frame
         return (steps // m) / self.frames, (steps % m) / m
 
-    def transition(self, steps, n_true_pos, n_false_pos, correct):
-        """One step: count the prediction, end the episode when it is due, pay the reward.
+    def transition(self, steps, n_true_pos, n_false_pos, correct, stop=0):
+        """One step: count the prediction, end the episode when it is due or the agent stops, pay the reward.
 
-        Returns (steps, n_true_pos, n_false_pos, terminated, reward).
+        A stop (``early_exit``) commits this step's prediction for the steps not taken, so the counts always
+        cover the whole episode length. Returns (steps, n_true_pos, n_false_pos, terminated, reward).
         """
         steps = steps + 1
-        n_true_pos = n_true_pos + correct
-        n_false_pos = n_false_pos + (1 - correct)
-        last = steps >= self.episode_length
+        weight = 1 + stop * (self.episode_length - steps)  # the steps this prediction counts for
+        n_true_pos = n_true_pos + correct * weight
+        n_false_pos = n_false_pos + (1 - correct) * weight
+        last = (steps >= self.episode_length) | (stop > 0)
         reward = step_reward(self.reward_mode, correct, n_true_pos, n_false_pos, last,
-                             self.eta, self.reward_positive, self.reward_negative)
+                             self.eta, self.reward_positive, self.reward_negative, weight)
+        if self.frame_cost:
+            reward = reward - last * self.frame_cost * self.frames_watched(steps)
         return steps, n_true_pos, n_false_pos, last, reward
 
-    def check_action(self, cell: int, prediction: int, space: spaces.MultiDiscrete) -> None:
+    @property
+    def action_size(self) -> int:
+        """Components of an action: [cell, class], plus ``stop`` with ``early_exit``."""
+        return 3 if self.early_exit else 2
+
+    @property
+    def action_names(self) -> str:
+        return "[cell, class, stop]" if self.early_exit else "[cell, class]"
+
+    def check_action(self, cell: int, prediction: int, space: spaces.MultiDiscrete, stop: int = 0) -> None:
         """Raise ``ValueError`` saying how to fix an action outside the action space."""
-        if not (0 <= cell < self.num_cells and 0 <= prediction < self.num_classes):
+        if not (0 <= cell < self.num_cells and 0 <= prediction < self.num_classes and stop in (0, 1)):
+            action = [cell, prediction, stop] if self.early_exit else [cell, prediction]
             raise ValueError(
-                f"action {[cell, prediction]} is outside the action space {space}: the cell must lie in "
-                f"[0, {self.num_cells - 1}] (row-major on the {self.grid}x{self.grid} grid) and the class in "
-                f"[0, {self.num_classes - 1}]"
+                f"action {action} is outside the action space {space}: the cell must lie in "
+                f"[0, {self.num_cells - 1}] (row-major on the {self.grid}x{self.grid} grid), the class in "
+                f"[0, {self.num_classes - 1}]" + (" and stop in {0, 1}" if self.early_exit else "")
             )
 
     def observation_space(self) -> spaces.Dict:
@@ -142,7 +175,7 @@ class EpisodeRules:
         return self.periphery_dim * (2 if self.periphery_motion else 1)
 
     def action_space(self) -> spaces.MultiDiscrete:
-        return spaces.MultiDiscrete([self.num_cells, self.num_classes])
+        return spaces.MultiDiscrete([self.num_cells, self.num_classes, 2][:self.action_size])
 
 
 class EpisodeBatch:
@@ -172,18 +205,19 @@ class EpisodeBatch:
         self.prediction[idx] = -1
         self.done[idx] = False
 
-    def advance(self, idx: np.ndarray, cells: np.ndarray, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Score the predictions of slots ``idx`` and move their glimpses to ``cells``.
+    def advance(self, idx: np.ndarray, cells: np.ndarray, predictions: np.ndarray,
+                stops: np.ndarray | int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Score the predictions of slots ``idx``, move their glimpses to ``cells``, end those that ``stops``.
 
-        Returns (reward float32, terminated bool) for those slots.
+        Returns (reward float64, as the single env's float, terminated bool) for those slots.
         """
         correct = self.source.is_correct(self.clip[idx], predictions)
         steps, n_pos, n_neg, last, reward = self.rules.transition(
-            self.steps[idx], self.n_true_pos[idx], self.n_false_pos[idx], correct)
+            self.steps[idx], self.n_true_pos[idx], self.n_false_pos[idx], correct, stops)
         self.steps[idx], self.n_true_pos[idx], self.n_false_pos[idx], self.done[idx] = steps, n_pos, n_neg, last
         self.location[idx] = cells
         self.prediction[idx] = predictions
-        return np.asarray(reward, dtype=np.float32), last
+        return np.asarray(reward, dtype=np.float64), last
 
     def observe(self, idx: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Batched observation and info entries of slots ``idx``.
@@ -192,7 +226,7 @@ class EpisodeBatch:
         """
         r = self.rules
         clips, location, steps = self.clip[idx], self.location[idx], self.steps[idx]
-        frames = r.frame_of(steps)
+        frames = r.observed_frame(steps, self.done[idx])
         progress = np.stack(r.progress(steps), axis=-1).astype(np.float32)
         if r.periphery_dim:
             glimpse, on_core, periphery = self.source.glimpse_on_core_periphery(clips, frames, location)
@@ -224,17 +258,19 @@ class EpisodeBatch:
         return self.source.core_mask(self.clip[idx], self.rules.next_frame_of(self.steps[idx]))
 
     def check_actions(self, actions: np.ndarray, space: spaces.MultiDiscrete) -> np.ndarray:
-        """Actions as int64 (B, 2); raise ``ValueError`` with a fix when they are outside the space."""
+        """Actions as int64 (B, 2) or, with ``early_exit``, (B, 3); raise ``ValueError`` with a fix when they
+        are outside the space."""
         arr = np.asarray(actions)
-        if arr.shape[-1:] != (2,) or not is_integral(arr):
+        size = self.rules.action_size
+        if arr.shape[-1:] != (size,) or not is_integral(arr):
             raise ValueError(
-                f"invalid action {actions!r}: expected integers [cell, class] of shape (2,) per env "
-                f"(action space {space})"
+                f"invalid action {actions!r}: expected integers {self.rules.action_names} of shape ({size},) per "
+                f"env (action space {space})"
             )
-        arr = arr.astype(np.int64).reshape(-1, 2)
+        arr = arr.astype(np.int64).reshape(-1, size)
         bad = np.nonzero(((arr < 0) | (arr >= np.asarray(space.nvec))).any(axis=1))[0]
         if len(bad):
-            self.rules.check_action(int(arr[bad[0], 0]), int(arr[bad[0], 1]), space)
+            self.rules.check_action(*(int(v) for v in arr[bad[0]]), space=space)
         return arr
 
 

@@ -41,6 +41,7 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
 
     ``MultiDiscrete([K*K, C])``: ``a[0]`` is the cell the next glimpse looks at (row-major on the
     K x K grid, K = 7), ``a[1]`` the class predicted at this step. Every step's prediction counts.
+    With ``early_exit=True`` it is ``MultiDiscrete([K*K, C, 2])``: ``a[2] = 1`` stops watching (below).
 
     ## Observation Space
 
@@ -106,8 +107,20 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
     ## Episode End
 
     The episode *terminates* after ``T * m`` steps (every frame seen with ``m`` glimpses each), or after
-    ``glimpse_budget`` steps if that is smaller (the paper's "limited N glimpses"). It is never truncated.
-    Stepping a finished episode raises ``RuntimeError``: call ``reset()``.
+    ``glimpse_budget`` steps if that is smaller (the paper's "limited N glimpses"), or when the agent stops
+    (``early_exit``). It is never truncated. The final observation shows the last frame a prediction used
+    (``info["frame"] + 1`` frames were watched), so nothing past it is computed. Stepping a finished
+    episode raises ``RuntimeError``: call ``reset()``.
+
+    ## Early exit
+
+    ``early_exit=True`` adds a third action component, ``stop``. ``stop = 1`` ends the episode after this
+    step's prediction, and that prediction counts for every step not taken: the agent commits to it, so
+    eq. 7 still scores ``T * m`` predictions and stopping early pays off only when the prediction is
+    right. Frames never reached are never computed, which is the compute a stopping policy saves.
+    ``frame_cost=c`` charges ``c`` per frame watched, at the last step, so a policy trades accuracy for
+    compute: stopping after ``n`` of ``T`` frames saves ``c * (T - n)`` and risks the committed
+    prediction.
 
     ## Info
 
@@ -142,6 +155,7 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
       default k) in cube mode too. Stores hold it in ``motion.npy`` (written at extraction, or by
       ``add-periphery``); the synthetic benchmark computes it from the frames.
     - ``glimpses_per_frame`` (m, default 1); ``glimpse_budget`` (default None: unlimited).
+    - ``early_exit`` (False): a ``stop`` action component; ``frame_cost`` (0.0): reward per frame watched.
     - ``reward_mode`` ``"paper"`` | ``"final"`` | ``"dense"``; ``eta`` (0.5), ``reward_positive`` (+1),
       ``reward_negative`` (-1).
     - ``initial_location`` ``"center"`` | ``"random"``.
@@ -205,10 +219,10 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
             raise RuntimeError(
                 "step() called on a finished episode (or before reset()): call env.reset() to start the next clip"
             )
-        cell, prediction = self._parse(action)
+        cell, prediction, stop = self._parse(action)
         correct = prediction in ep.labels
         ep.steps, ep.n_true_pos, ep.n_false_pos, ep.done, reward = self.rules.transition(
-            ep.steps, ep.n_true_pos, ep.n_false_pos, correct)
+            ep.steps, ep.n_true_pos, ep.n_false_pos, correct, stop)
         ep.location, ep.prediction = cell, prediction
         obs, info = self._observe()
         return obs, float(reward), ep.done, False, info
@@ -231,8 +245,8 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
         if self._renderer is None:
             self._renderer = FrameRenderer(self.source, self.rules)
         ep = self._require_episode()
-        return self._renderer.draw(ep.clip, self.rules.frame_of(ep.steps), ep.location, ep.label, ep.prediction,
-                                   ep.video_id)
+        return self._renderer.draw(ep.clip, self.rules.observed_frame(ep.steps, ep.done), ep.location, ep.label,
+                                   ep.prediction, ep.video_id)
 
     def close(self) -> None:
         self._renderer = None
@@ -243,25 +257,26 @@ class GlimpseEnv(gym.Env[dict[str, Any], np.ndarray]):
             raise RuntimeError("no episode yet: call env.reset() first")
         return self.episode
 
-    def _parse(self, action: Any) -> tuple[int, int]:
-        """(cell, class) of an action; ``ValueError`` with the fix for anything outside the space."""
-        if type(action) is np.ndarray and action.shape == (2,) and action.dtype.kind in "iu":  # the usual case
-            cell, prediction = action.tolist()
-            self.rules.check_action(cell, prediction, self.action_space)
-            return cell, prediction
-        arr = np.asarray(action)
-        if arr.shape != (2,) or not is_integral(arr):
-            raise ValueError(
-                f"invalid action {action!r}: expected two integers [cell, class] (action space {self.action_space})"
-            )
-        cell, prediction = (int(v) for v in arr.tolist())
-        self.rules.check_action(cell, prediction, self.action_space)
-        return cell, prediction
+    def _parse(self, action: Any) -> tuple[int, int, int]:
+        """(cell, class, stop) of an action (stop 0 without ``early_exit``); ``ValueError`` with the fix for
+        anything outside the space."""
+        size = self.rules.action_size
+        if type(action) is np.ndarray and action.shape == (size,) and action.dtype.kind in "iu":  # the usual case
+            values = action.tolist()
+        else:
+            arr = np.asarray(action)
+            if arr.shape != (size,) or not is_integral(arr):
+                raise ValueError(f"invalid action {action!r}: expected {size} integers {self.rules.action_names} "
+                                 f"(action space {self.action_space})")
+            values = [int(v) for v in arr.tolist()]
+        cell, prediction, stop = (*values, 0) if size == 2 else values
+        self.rules.check_action(cell, prediction, self.action_space, stop)
+        return cell, prediction, stop
 
     def _observe(self) -> tuple[dict[str, Any], dict[str, Any]]:
         ep, rules = self.episode, self.rules
         assert ep is not None
-        frame = rules.frame_of(ep.steps)
+        frame = rules.observed_frame(ep.steps, ep.done)
         glimpse, on_core = self.source.one_glimpse(ep.clip, frame, ep.location)
         obs = {
             "glimpse": glimpse,

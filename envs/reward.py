@@ -19,10 +19,12 @@ def paper_reward(n_true_pos, n_false_pos, eta: float, reward_positive: float, re
 
 
 def step_reward(mode: str, correct, n_true_pos, n_false_pos, is_last, eta: float, reward_positive: float,
-                reward_negative: float):
+                reward_negative: float, weight=1):
     """Reward of one step, for one episode (Python scalars) or a batch (numpy arrays).
 
     ``correct`` says whether this step's prediction was right; the counts already include this step.
+    ``weight`` is the number of steps this prediction counts for: 1, or with an early exit 1 + the steps
+    not taken (the stopping agent commits to its last prediction).
 
     - ``"paper"``: eq. 7 over all predictions at the last step, 0 before.
     - ``"final"``: eq. 7 over the last prediction only, at the last step (departure from the paper).
@@ -33,7 +35,7 @@ def step_reward(mode: str, correct, n_true_pos, n_false_pos, is_last, eta: float
         return is_last * paper_reward(n_true_pos, n_false_pos, eta, reward_positive, reward_negative)
     this_step = paper_reward(correct, 1 - correct, eta, reward_positive, reward_negative)
     if mode == "dense":
-        return this_step
+        return this_step * weight
     if mode == "final":
         return is_last * this_step
     raise ValueError(f"unknown reward_mode {mode!r}; choose one of {', '.join(REWARD_MODES)}")

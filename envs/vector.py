@@ -85,23 +85,24 @@ class GlimpseVectorEnv(VectorEnv):
         if not self._started:
             raise RuntimeError("step() called before reset(): call envs.reset() first")
         actions = np.asarray(actions)
-        if actions.shape != (self.num_envs, 2):
-            raise ValueError(
-                f"actions have shape {actions.shape}; expected ({self.num_envs}, 2): one [cell, class] per sub-env"
-            )
+        size = self.rules.action_size
+        if actions.shape != (self.num_envs, size):
+            raise ValueError(f"actions have shape {actions.shape}; expected ({self.num_envs}, {size}): one "
+                             f"{self.rules.action_names} per sub-env")
         resetting = np.nonzero(self._autoreset)[0]
         stepping = np.nonzero(~self._autoreset)[0]
-        rewards = np.zeros(self.num_envs, dtype=np.float32)
+        rewards = np.zeros(self.num_envs, dtype=np.float64)
         terminated = np.zeros(self.num_envs, dtype=bool)
         if len(stepping):
             act = self._batch.check_actions(actions[stepping], self.single_action_space)
-            rewards[stepping], terminated[stepping] = self._batch.advance(stepping, act[:, 0], act[:, 1])
+            stops = act[:, 2] if size == 3 else 0
+            rewards[stepping], terminated[stepping] = self._batch.advance(stepping, act[:, 0], act[:, 1], stops)
         if len(resetting):
             self._start(resetting, None)
         self._autoreset = terminated.copy()
         obs, info = self._batch.observe(self._all)
         infos = self._vector_info(self._all, info, final=terminated)
-        return obs, rewards.astype(np.float64), terminated, np.zeros(self.num_envs, dtype=bool), infos
+        return obs, rewards, terminated, np.zeros(self.num_envs, dtype=bool), infos
 
     def next_core_mask(self) -> np.ndarray:
         """Ground-truth core cells (bool (num_envs, K*K)) of the frame each next glimpse lands in."""

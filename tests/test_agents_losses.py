@@ -10,12 +10,13 @@ import torch
 from agents.losses import (
     attention_penalty,
     baseline_loss,
+    class_cross_entropy,
     gae,
     ppo_policy_loss,
     reinforce_loss,
     returns_to_go,
 )
-from agents.reinforce import location_step_mask
+from agents.reinforce import location_step_mask, stop_step_mask
 
 
 def test_attention_penalty_by_hand() -> None:
@@ -79,4 +80,23 @@ def test_ppo_policy_loss_clips() -> None:
 
 
 def test_location_step_mask_drops_last_step() -> None:
-    assert location_step_mask(3, 2).tolist() == [[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]]
+    assert location_step_mask(torch.ones(3, 2)).tolist() == [[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]]
+
+
+def test_step_masks_of_an_early_exit() -> None:
+    # episode 0 runs all 3 steps, episode 1 stops at its second step
+    steps = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+    assert location_step_mask(steps).tolist() == [[1.0, 1.0], [1.0, 0.0], [0.0, 0.0]]
+    # the stop choice at step 3 (= the episode length) changes nothing; episode 1's stop at step 2 counts
+    assert stop_step_mask(steps, 3).tolist() == [[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]]
+
+
+def test_masked_cross_entropy_and_surrogate_ignore_masked_steps() -> None:
+    logits = torch.randn(3, 2, 4)
+    labels = torch.tensor([1, 2])
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+    kept = torch.cat([logits[0], logits[1, :1]])
+    expected = torch.nn.functional.cross_entropy(kept, torch.tensor([1, 2, 1]))
+    assert class_cross_entropy(logits, labels, mask).item() == pytest.approx(expected.item(), rel=1e-6)
+    adv, zero = torch.tensor([1.0, 5.0]), torch.zeros(2)
+    assert ppo_policy_loss(zero, zero, adv, 0.2, torch.tensor([1.0, 0.0])).item() == pytest.approx(-1.0)

@@ -44,6 +44,59 @@ def test_env_checkers_pass(env_id: str, mode: str, periphery_dim: int | None, mo
 
 
 @pytest.mark.parametrize("env_id", list(ENV_IDS))
+def test_env_checkers_pass_with_early_exit(env_id: str, env_kwargs: dict) -> None:
+    kw = dict(env_kwargs[env_id], observation_mode="glimpse", early_exit=True, frame_cost=0.1)
+    env = gym.make(env_id, **kw)
+    assert env.action_space.nvec.tolist()[2] == 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gym_check_env(env.unwrapped)
+        sb3_check_env(gym.make(env_id, **kw), warn=True)
+    image_guess = ("is an image", "minimal resolution for an image")
+    assert not [str(w.message) for w in caught if not any(g in str(w.message) for g in image_guess)]
+
+
+def test_stop_ends_the_episode_commits_the_prediction_and_charges_frames_watched() -> None:
+    kw = dict(TINY_SYNTHETIC, frames=6, observation_mode="glimpse", early_exit=True, frame_cost=0.25,
+              reward_positive=1.0, reward_negative=-1.0, eta=0.5)
+    env = gym.make("SyntheticGlimpse-v0", **kw)
+    _, info = env.reset(seed=0, options={"video_index": 0})
+    label = info["label"]
+    _, reward, terminated, _, info = env.step(np.array([3, label, 0]))
+    assert not terminated and reward == 0.0 and info["frame"] == 1
+    _, reward, terminated, _, info = env.step(np.array([4, label, 1]))  # stop after 2 of 6 frames, right
+    assert terminated and info["is_success"]
+    assert info["frame"] == 1  # the final observation shows the last frame watched: nothing new computed
+    assert info["n_true_pos"] == 6 and info["n_false_pos"] == 0  # the stop committed the prediction to all 6 steps
+    assert reward == pytest.approx(0.5 * 6 - 0.25 * 2)  # eq. 7 over 6 steps minus 2 frames watched
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.array([0, 0, 0]))
+    env.reset(seed=0, options={"video_index": 0})
+    _, reward, terminated, _, info = env.step(np.array([0, (label + 1) % kw["num_classes"], 1]))  # stop, wrong
+    assert terminated and not info["is_success"] and info["n_false_pos"] == 6
+    assert reward == pytest.approx(-0.5 * 6 - 0.25 * 1)
+    env.reset(seed=0, options={"video_index": 0})
+    for _ in range(6):  # never stopping: the whole clip, all frames charged
+        _, reward, terminated, _, info = env.step(np.array([0, label, 0]))
+    assert terminated and reward == pytest.approx(0.5 * 6 - 0.25 * 6) and info["frame"] == 5
+
+
+def test_early_exit_rejects_bad_actions_and_options() -> None:
+    env = gym.make("SyntheticGlimpse-v0", **TINY_SYNTHETIC, early_exit=True)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"\[cell, class, stop\]"):
+        env.step(np.array([0, 0]))
+    with pytest.raises(ValueError, match="stop in"):
+        env.step(np.array([0, 0, 2]))
+    with pytest.raises(ValueError, match="frame_cost"):
+        gym.make("SyntheticGlimpse-v0", **TINY_SYNTHETIC, frame_cost=-1.0)
+    plain = gym.make("SyntheticGlimpse-v0", **TINY_SYNTHETIC)
+    plain.reset(seed=0)
+    with pytest.raises(ValueError, match=r"\[cell, class\]"):
+        plain.step(np.array([0, 0, 1]))
+
+
+@pytest.mark.parametrize("env_id", list(ENV_IDS))
 def test_spaces_follow_the_contract(env_id: str, env_kwargs: dict) -> None:
     env = gym.make(env_id, **env_kwargs[env_id]).unwrapped
     src = env.source

@@ -219,18 +219,33 @@ def test_values_read_count_cells_periphery_and_cube_once_per_frame() -> None:
                          periphery_dim=64, glimpses_per_frame=2)
     # two clips, 3 frames x 2 glimpses; the second looks twice at the same cell in frame 0
     locations = np.array([[0, 1, 2, 3, 4, 5], [7, 7, 8, 9, 10, 11]])
-    blind = M.values_read(locations, rules, cube=False, periphery=False)
+    frames = np.array([3, 3])
+    blind = M.values_read(locations, frames, rules, cube=False, periphery=False)
     np.testing.assert_array_equal(blind, [6 * 1024, 5 * 1024])
-    seen = M.values_read(locations, rules, cube=False, periphery=True)
+    seen = M.values_read(locations, frames, rules, cube=False, periphery=True)
     np.testing.assert_array_equal(seen - blind, [3 * 49 * 64] * 2)
-    np.testing.assert_array_equal(M.values_read(locations, rules, cube=True, periphery=False), [3 * 49 * 1024] * 2)
+    np.testing.assert_array_equal(M.values_read(locations, frames, rules, cube=True, periphery=False),
+                                  [3 * 49 * 1024] * 2)
     moving = dataclasses.replace(rules, periphery_motion=True)  # the motion periphery: k more values per cell
-    with_motion = M.values_read(locations, moving, cube=False, periphery=True)
+    with_motion = M.values_read(locations, frames, moving, cube=False, periphery=True)
     np.testing.assert_array_equal(with_motion - blind, [3 * 49 * 128] * 2)
     # one cell (1,024 values) and the periphery (49 x 64) per frame: 8.3 % of the cube, within a tenth
     one_glimpse = EpisodeRules(frames=3, grid=7, feature_dim=1024, num_classes=5, periphery_dim=64)
-    share = M.values_read(np.zeros((1, 3), int), one_glimpse, False, True) / (3 * 49 * 1024)
+    share = M.values_read(np.zeros((1, 3), int), np.array([3]), one_glimpse, False, True) / (3 * 49 * 1024)
     assert share[0] == pytest.approx((1024 + 49 * 64) / (49 * 1024)) and share[0] <= 0.1
+
+
+def test_an_early_exit_reads_only_the_frames_it_watched() -> None:
+    from envs.dynamics import EpisodeRules
+
+    rules = EpisodeRules(frames=4, grid=7, feature_dim=1024, num_classes=5, observation_mode="glimpse",
+                         periphery_dim=64, early_exit=True)
+    locations = np.array([[0, 1, 2, 3], [5, 6, -1, -1]])  # the second clip stopped after 2 frames
+    frames = np.array([4, 2])
+    np.testing.assert_array_equal(M.cells_read(locations, frames, rules, cube=False), [4, 2])
+    np.testing.assert_array_equal(M.cells_read(locations, frames, rules, cube=True), [4 * 49, 2 * 49])
+    np.testing.assert_array_equal(M.values_read(locations, frames, rules, False, True) - [4 * 1024, 2 * 1024],
+                                  [4 * 49 * 64, 2 * 49 * 64])
 
 
 @pytest.mark.parametrize("periphery_dim", [4, 0])

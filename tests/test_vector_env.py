@@ -47,6 +47,24 @@ def test_batched_equals_sync_including_autoreset(env_id: str, mode: str, env_kwa
                  "reset with video_index")
 
 
+def test_batched_equals_sync_with_early_exit(env_kwargs: dict) -> None:
+    kw = dict(env_kwargs["SyntheticGlimpse-v0"], observation_mode="glimpse", early_exit=True, frame_cost=0.1)
+    n = 4
+    batched = gym.make_vec("SyntheticGlimpse-v0", num_envs=n, vectorization_mode="vector_entry_point", **kw)
+    sync = gym.make_vec("SyntheticGlimpse-v0", num_envs=n, vectorization_mode="sync", **kw)
+    assert batched.action_space == sync.action_space
+    _assert_same(batched.reset(seed=3), sync.reset(seed=3), "reset")
+    rng = np.random.default_rng(1)
+    classes = batched.single_action_space.nvec[1]
+    stops = 0
+    for t in range(20):  # sub-envs stop at different steps and autoreset on their own
+        actions = np.stack([rng.integers(0, 49, n), rng.integers(0, classes, n), rng.random(n) < 0.3], axis=1)
+        out_b, out_s = batched.step(actions), sync.step(actions)
+        _assert_same(out_b, out_s, f"step {t}")
+        stops += int(out_b[2].sum())
+    assert stops > n
+
+
 def test_reset_mask_resets_only_chosen_envs() -> None:
     kw = dict(num_classes=5, feature_dim=16, frames=4)
     batched = gym.make_vec("SyntheticGlimpse-v0", num_envs=3, vectorization_mode="vector_entry_point", **kw)

@@ -21,7 +21,9 @@ from agents.evaluation.sweep import AGGREGATION
 LEADERBOARD_COLUMNS = (
     ("run", "run", ""), ("algo", "algo", ""), ("obs", "obs", ""), ("accuracy", "accuracy", "pct"),
     ("top5_accuracy", "top-5", "pct"), ("mean_ap", "mAP", "pct"), ("focus_accuracy", "focus", "pct"),
-    ("glimpses_per_clip", "glimpses/clip", ""), ("feature_values_read_per_clip", "values read/clip", "flops"),
+    ("glimpses_per_clip", "glimpses/clip", ""), ("frames_watched_per_clip", "frames/clip", ""),
+    ("cnn_flops_per_clip", "CNN FLOPs/clip", "flops"), ("cnn_share_of_full", "of full-frame CNN", "pct"),
+    ("feature_values_read_per_clip", "values read/clip", "flops"),
     ("share_of_cube_read", "of the cube", "pct"), ("store_bytes_read_per_clip", "store bytes/clip", "bytes"),
     ("attention_flops_per_clip", "attention FLOPs/clip", "flops"),
     ("latency_ms_per_clip", "latency ms/clip", ""), ("steps_trained", "steps trained", "int"),
@@ -116,9 +118,9 @@ def _common_parent(folders: Sequence[Path]) -> Path:
 def leaderboard_markdown(rows: Sequence[dict[str, Any]], sort_by: str = "accuracy") -> str:
     """One table per env id (a single table when all runs share one env), ranked within each."""
     head = ["#"] + [label for _, label, _ in LEADERBOARD_COLUMNS] + ["status"]
-    cnn = next((r["cnn_flops_per_frame"] for r in rows if r.get("cnn_flops_per_frame")), None)
-    cnn_line = ("" if cnn is None else f" CNN: every policy on extracted features has paid the whole GoogLeNet, "
-                f"{fmt(cnn, 'flops')}FLOP per frame it saw (one cell's receptive field covers most of the frame).")
+    cnn_line = (" CNN FLOPs/clip: what the policy needs computed. On full-frame cells, the whole GoogLeNet per "
+                "frame watched (one cell's receptive field covers most of the frame); on crop cells, per frame "
+                "watched the glance plus one crop per cell looked at.")
     lines = [f"Leaderboard (sorted by {sort_by}; clip prediction = {AGGREGATION}).{cnn_line}"]
     order = env_order(rows)
     for env in order:
@@ -141,21 +143,22 @@ def _status(row: dict[str, Any]) -> str:
 
 
 def write_accuracy_vs_flops(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Two scatter plots side by side: accuracy vs attention-model FLOPs per clip, and vs the feature values
-    read per clip (the CNN is the same for every policy, so it is not plotted)."""
+    """Two scatter plots side by side: accuracy vs the CNN GFLOPs per clip the policy needs, with the Pareto
+    front marked (the compute that matters: the attention models are a few thousandths of it), and accuracy vs
+    the attention model's FLOPs per clip."""
     from agents.evaluation.images import Point, scatter_plot, write_png
 
-    ok = [r for r in rows if r["status"] == "ok" and r.get("attention_flops_per_clip")]
-    label = [f"{r['algo']} ({r['obs']})" for r in ok]
-    attention = [Point(r["attention_flops_per_clip"], 100 * r["accuracy"], text, r["algo"])
+    ok = [r for r in rows if r["status"] == "ok"]
+    label = [f"{r['run']} ({r['algo']}, {r['obs']})" for r in ok]
+    cnn = [Point((r.get("cnn_flops_per_clip") or 0.0) / 1e9, 100 * r["accuracy"], text, r["algo"])
+           for r, text in zip(ok, label, strict=True)]
+    attention = [Point(r.get("attention_flops_per_clip") or 0.0, 100 * r["accuracy"], text, r["algo"])
                  for r, text in zip(ok, label, strict=True)]
-    read = [Point(r.get("feature_values_read_per_clip") or 0.0, 100 * r["accuracy"], text, r["algo"])
-            for r, text in zip(ok, label, strict=True)]
     size = (720, 520)
-    left = scatter_plot(attention, "attention-model FLOPs per clip", "accuracy (%)",
-                        "accuracy vs attention-model FLOPs", y_range=(0.0, 100.0), size=size)
-    right = scatter_plot(read, "feature values read per clip", "accuracy (%)",
-                         "accuracy vs feature values read", y_range=(0.0, 100.0), size=size)
+    left = scatter_plot(cnn, "CNN GFLOPs per clip", "accuracy (%)", "accuracy vs CNN compute (Pareto front dashed)",
+                        y_range=(0.0, 100.0), size=size, front=True)
+    right = scatter_plot(attention, "attention-model FLOPs per clip", "accuracy (%)",
+                         "accuracy vs attention-model FLOPs", y_range=(0.0, 100.0), size=size)
     return write_png(path, np.hstack([left, right]))
 
 

@@ -182,10 +182,22 @@ class Point:
     group: str = ""
 
 
+def pareto_front(points: Sequence[Point]) -> list[Point]:
+    """The points no other point beats (lower or equal x and higher or equal y, one of them strictly), by x:
+    the best accuracy each cost buys."""
+    front: list[Point] = []
+    for p in sorted(points, key=lambda q: (q.x, -q.y)):
+        if not front or p.y > front[-1].y:
+            front.append(p)
+    return front
+
+
 def scatter_plot(points: Sequence[Point], x_label: str, y_label: str, title: str = "", log_x: bool = True,
-                 y_range: tuple[float, float] | None = None, size: tuple[int, int] = (900, 560)) -> np.ndarray:
+                 y_range: tuple[float, float] | None = None, size: tuple[int, int] = (900, 560),
+                 front: bool = False) -> np.ndarray:
     """A labelled scatter plot (log x axis by default) as an RGB image of ``size`` (width, height) pixels;
-    colours by ``Point.group``; points that coincide share one label block."""
+    colours by ``Point.group``; points that coincide share one label block. ``front`` joins the Pareto front
+    (:func:`pareto_front`: highest y for the x) with a dashed line and rings its points."""
     width, height = size
     figure = Figure(figsize=(width / 100, height / 100), dpi=100, layout="constrained")
     ax = figure.add_subplot()
@@ -194,6 +206,13 @@ def scatter_plot(points: Sequence[Point], x_label: str, y_label: str, title: str
     colours = [PALETTE[groups.index(p.group) % len(PALETTE)] for p in pts]
     for p, colour in zip(pts, colours, strict=True):
         ax.scatter([p.x], [p.y], s=48, color=np.array(colour) / 255, edgecolors="black", linewidths=0.8, zorder=3)
+    if front and pts:
+        best = pareto_front(pts)
+        ax.plot([p.x for p in best], [p.y for p in best], "--", color="#555555", linewidth=1.0, zorder=2,
+                label="Pareto front")
+        ax.scatter([p.x for p in best], [p.y for p in best], s=160, facecolors="none", edgecolors="#555555",
+                   linewidths=1.2, zorder=2)
+        ax.legend(loc="lower right", fontsize=8)
     def fx(v: float) -> float:
         return math.log10(v) if log_x else v
 

@@ -287,11 +287,13 @@ def googlenet_flops_per_frame(input_size: int = 224) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- cost of a sweep
-# Every policy here works on stored GoogLeNet cubes, so each has paid the whole CNN for every frame it saw: an
-# inception5b cell's receptive field covers most of the 224 x 224 frame, so one cell cannot be computed for a
-# 49th of the network (computing a single cell costs 56-86 % of a frame's FLOPs). What hard attention saves is
-# the attention model's work (``measure_cost``) and the feature values it reads: per frame seen, the glimpsed
-# cells (D values each) plus the periphery (K*K x k values) where the policy reads it, or the whole cube.
+# The CNN a deployed policy needs. A full-frame store's cell is a cell of the whole frame's inception5b map, whose
+# receptive field covers most of the 224 x 224 frame: one cell cannot be computed for a 49th of the network
+# (a single cell costs 56-86 % of a frame's FLOPs), and the channel-group periphery is computed from every cell.
+# So on a full-frame store every policy pays the whole CNN for every frame it watched, in cube and glimpse mode
+# alike. A crop-cell store's cell depends only on its own crop, so a policy pays, per frame watched, the glance
+# (its periphery, computed from pixels) and one crop per distinct cell it looked at (all 49 if it reads the cube).
+# Frames watched: those its predictions used (a glimpse budget or an early exit stops short of T).
 def reads_cube(policy: Any, env: Any) -> bool:
     """Whether the policy reads every cell of the frames (the ``cube``) rather than its glimpses only."""
     cfg = getattr(getattr(policy, "network", None), "config", None)
@@ -311,42 +313,81 @@ def reads_periphery(policy: Any, env: Any) -> bool:
     return True  # other policies (Stable-Baselines3's) read every observation entry they are given
 
 
-def frames_seen(steps: int, rules: Any) -> int:
-    """Distinct frames an episode of ``steps`` steps shows."""
-    return len(np.unique(np.asarray(rules.frame_of(np.arange(steps)))))
+def values_read(locations: np.ndarray, frames_watched: np.ndarray, rules: Any, cube: bool,
+                periphery: bool) -> np.ndarray:
+    """Feature values each clip's policy read, (N,): its distinct cells x D, plus K*K x k per frame watched for
+    the periphery (2k with its motion periphery). ``locations`` (N, L): the cells looked at, -1 at steps not
+    taken; ``frames_watched`` (N,)."""
+    extra = np.asarray(frames_watched) * rules.num_cells * rules.periphery_values if periphery else 0
+    return cells_read(locations, frames_watched, rules, cube) * rules.feature_dim + extra
 
 
-def values_read(locations: np.ndarray, rules: Any, cube: bool, periphery: bool) -> np.ndarray:
-    """Feature values each clip's policy read, (N,), from the cells it looked at, ``locations`` (N, L): its
-    distinct cells x D, plus K*K x k per frame seen for the periphery (2k with its motion periphery)."""
-    extra = frames_seen(locations.shape[1], rules) * rules.num_cells * rules.periphery_values if periphery else 0
-    return cells_read(locations, rules, cube) * rules.feature_dim + extra
+def cells_read(locations: np.ndarray, frames_watched: np.ndarray, rules: Any, cube: bool) -> np.ndarray:
+    """Distinct (frame, cell) pairs each clip's policy read, (N,): the cells it looked at (``locations`` (N, L),
+    -1 at steps not taken), or every cell of each frame watched where it reads the cube."""
+    if cube:
+        return (np.asarray(frames_watched) * rules.num_cells).astype(np.float64)
+    frames = np.asarray(rules.frame_of(np.arange(locations.shape[1])))
+    pairs = np.where(locations >= 0, frames[None, :] * rules.num_cells + locations, -1)
+    return np.array([len(np.unique(row[row >= 0])) for row in pairs], dtype=np.float64)
+
+
+#: Cells of a frame (7 x 7), to spread a full frame's FLOPs over its cells.
+NUM_CELLS = 49
+
+
+@dataclass(frozen=True)
+class CnnCost:
+    """What the store's features cost to compute: ``cells`` ("full" or "crop"), FLOPs of a whole frame's cells,
+    of one cell, and of the glance (the periphery computed from pixels; crop-cell stores only)."""
+
+    cells: str
+    flops_per_frame: float
+    flops_per_cell: float
+    glance_flops_per_frame: float
+
+    @classmethod
+    def of(cls, source: Any) -> CnnCost:
+        """From the store's ``meta.json`` (GoogLeNet on the whole frame for synthetic data and older stores)."""
+        store = getattr(source, "store", None)
+        meta = store.meta if store is not None else {}
+        if meta.get("cells") == "crop":
+            glance = (meta.get("periphery") or {}).get("flops_per_frame") or 0.0
+            return cls("crop", float(meta["cnn_flops_per_frame"]), float(meta["cnn_flops_per_cell"]), float(glance))
+        frame = float(meta.get("cnn_flops_per_frame") or googlenet_flops_per_frame(_input_size(source)))
+        return cls("full", frame, frame / NUM_CELLS, 0.0)
+
+    def per_clip(self, result: Sweep, rules: Any, cube: bool, periphery: bool) -> np.ndarray:
+        """CNN FLOPs each clip's policy needed, (N,) (see the section comment)."""
+        if self.cells == "full":
+            return result.frames_watched * self.flops_per_frame
+        glance = result.frames_watched * self.glance_flops_per_frame if periphery else 0.0
+        return cells_read(result.locations, result.frames_watched, rules, cube) * self.flops_per_cell + glance
 
 
 def cost_metrics(result: Sweep, source: Any, rules: Any, cube: bool, periphery: bool) -> dict[str, float]:
-    """Per-clip cost entries of an evaluation: values and bytes read (as the float16 store holds them), the share
-    of the cube they are, and the CNN, charged in full for every frame seen (the same for every policy)."""
+    """Per-clip cost entries of an evaluation: frames watched, values and bytes read (as the float16 store holds
+    them), the share of the watched cubes they are, and the CNN FLOPs the policy needed (:class:`CnnCost`) against
+    the whole CNN on all T frames (``cnn_flops_full_clip``), the cost of a full-frame pipeline."""
     from envs.store import FEATURE_DTYPE
 
-    values = float(values_read(result.locations, rules, cube, periphery).mean())
-    frames = frames_seen(result.locations.shape[1], rules)
-    per_frame = float(googlenet_flops_per_frame(_input_size(source)))
+    values = values_read(result.locations, result.frames_watched, rules, cube, periphery)
+    frames = result.frames_watched
+    cost = CnnCost.of(source)
+    cnn = cost.per_clip(result, rules, cube, periphery)
+    full_frame = float(googlenet_flops_per_frame(_input_size(source)))
+    full_clip = rules.frames * full_frame
     return {
-        "feature_values_read_per_clip": values,
-        "share_of_cube_read": values / (frames * rules.num_cells * rules.feature_dim),
-        "store_bytes_read_per_clip": values * np.dtype(FEATURE_DTYPE).itemsize,
-        "cnn_flops_per_frame": per_frame,
-        "cnn_flops_per_clip": frames * per_frame,
+        "cnn_cells": cost.cells,
+        "frames_watched_per_clip": float(frames.mean()),
+        "feature_values_read_per_clip": float(values.mean()),
+        "share_of_cube_read": float((values / (frames * rules.num_cells * rules.feature_dim)).mean()),
+        "store_bytes_read_per_clip": float(values.mean()) * np.dtype(FEATURE_DTYPE).itemsize,
+        "cnn_flops_per_frame": cost.flops_per_frame,
+        "cnn_flops_per_clip": float(cnn.mean()),
+        "cnn_flops_full_clip": full_clip,
+        "cnn_share_of_full": float(cnn.mean()) / full_clip,
     }
-
-
-def cells_read(locations: np.ndarray, rules: Any, cube: bool) -> np.ndarray:
-    """Distinct (frame, cell) pairs each clip's policy read, (N,), from the cells it looked at (N, L)."""
-    frames = np.asarray(rules.frame_of(np.arange(locations.shape[1])))
-    if cube:
-        return np.full(len(locations), len(np.unique(frames)) * rules.num_cells, dtype=np.float64)
-    pairs = frames[None, :] * rules.num_cells + locations
-    return np.array([len(np.unique(row)) for row in pairs], dtype=np.float64)
 
 
 def measure_cost(env: Any, policy: Any, clip: int, seed: int = 0, repeats: int = 3) -> tuple[float, float]:
@@ -404,28 +445,33 @@ def score(result: Sweep, source: Any, rules: Any, cube: bool,
     names, c = list(source.class_names), len(source.class_names)
     preds, correct = result.predictions, result.correct
     n, steps = result.step_predictions.shape
+    taken = result.step_mask
     step_ok = source.is_correct(np.repeat(result.clips, steps), result.step_predictions.reshape(-1)).reshape(n, steps)
-    n_pos = step_ok.sum(1)
-    reward = paper_reward(n_pos, steps - n_pos, rules.eta, rules.reward_positive, rules.reward_negative)
+    step_ok &= taken
+    last_ok = source.is_correct(result.clips, result.last_predictions)
+    # eq. 7 over the whole episode length; a clip that stopped early committed its last prediction to the rest
+    length = rules.episode_length
+    n_pos = step_ok.sum(1) + (length - result.lengths) * last_ok
+    reward = paper_reward(n_pos, length - n_pos, rules.eta, rules.reward_positive, rules.reward_negative)
     results = activitynet_results(result.video_ids, result.class_scores, names)
     if ground_truth is None:
         ground_truth = {v: [names[k] for k in sorted(s)] for v, s in zip(result.video_ids, result.label_sets,
                                                                           strict=True)}
     anet = activitynet_classification(ground_truth, results["results"], top_k=3)
-    read = cells_read(result.locations, rules, cube)
+    read = cells_read(result.locations, result.frames_watched, rules, cube)
     metrics: dict[str, Any] = {
         "accuracy": float(correct.mean()),
         "top5_accuracy": float(topk_correct(result.class_scores, result.label_sets, 5).mean()),
         "mean_ap": anet.mean_ap,
         "hit_at_3": anet.hit_at_k,
         "focus_accuracy": float(np.nanmean(result.on_core)) if np.isfinite(result.on_core).any() else None,
-        "glimpses_per_clip": float(steps),
+        "glimpses_per_clip": float(result.lengths.mean()),
         "cells_read_per_clip": float(read.mean()),
         **cost_metrics(result, source, rules, cube, periphery),
         "paper_reward": float(np.mean(reward)),
         "mean_return": float(result.returns.mean()),
-        "step_accuracy": float(step_ok.mean()),
-        "last_step_accuracy": float(step_ok[:, -1].mean()),
+        "step_accuracy": float(step_ok.sum() / taken.sum()),
+        "last_step_accuracy": float(last_ok.mean()),
         "clips_per_second": len(preds) / max(result.seconds, 1e-9),
         "n_clips": int(n),
     }

@@ -132,11 +132,12 @@ def draw_outputs(run: Run, env: Any, result: Any, details: dict[str, Any], opts:
     if not opts.video or opts.maps <= 0:
         return images
     renderer = FrameRenderer(source, rules)
-    frames = np.asarray(rules.frame_of(np.arange(result.locations.shape[1])))
+    frames = np.asarray(rules.frame_of(np.arange(result.steps)))
     for k, i in enumerate(pick_map_clips(details["correct"], opts.maps)):
+        n = int(result.lengths[i])  # the steps the clip took (an early exit takes fewer)
         trace = AttentionTrace(
-            clip=int(result.clips[i]), video_id=result.video_ids[i], label=int(result.labels[i]), frames=frames,
-            locations=result.locations[i], predictions=result.step_predictions[i],
+            clip=int(result.clips[i]), video_id=result.video_ids[i], label=int(result.labels[i]), frames=frames[:n],
+            locations=result.locations[i, :n], predictions=result.step_predictions[i, :n],
             prediction=int(result.predictions[i]), correct=bool(details["correct"][i]),
         )
         image, panels = attention_map(renderer, trace, run.algo)
@@ -210,13 +211,18 @@ def evaluate_run(run: Run, opts: Options) -> dict[str, Any]:
                                             + (" (read)" if periphery else " (not read)"),
             "store_bytes_read_per_clip": "those values in the store's float16 (2 bytes each)",
             "share_of_cube_read": "feature values read / the values of the frames' whole cubes (49 x D per frame)",
-            "cnn_flops_per_frame": "GoogLeNet FLOPs to inception5b for one frame (torch.utils.flop_counter)",
-            "cnn_flops_per_clip": "the whole CNN for every frame seen: one cell's receptive field covers most of the "
-                                  "frame, so no policy on extracted features computes less",
+            "frames_watched_per_clip": "frames the policy's predictions used (fewer than T with a glimpse budget "
+                                       "or an early exit): frames never reached are never computed",
+            "cnn_flops_per_frame": "FLOPs of one frame's 49 cells (meta.json; torch.utils.flop_counter), "
+                                   f"{metrics['cnn_cells']}-frame cells",
+            "cnn_flops_per_clip": CNN_FLOPS_DEFINITION[metrics["cnn_cells"]],
+            "cnn_flops_full_clip": "GoogLeNet on all T whole frames: the full-frame pipeline's cost",
+            "cnn_share_of_full": "cnn_flops_per_clip / cnn_flops_full_clip",
             "latency_ms_per_clip": f"median wall time of one clip alone (batch 1, policy + env) on {opts.device} "
                                    f"with {threads} torch CPU thread{'s' if threads != 1 else ''} (evaluate.py "
                                    "--threads); other jobs on the same cores slow it down",
-            "paper_reward": "eq. 7 with the env's eta, R+ and R- over every step's prediction",
+            "paper_reward": "eq. 7 with the env's eta, R+ and R- over every step's prediction (a clip that "
+                            "stopped early commits its last prediction to the steps it did not take)",
         },
         "per_class": details["per_class"],
         "confusion_matrix": details["confusion_matrix"],
@@ -236,6 +242,15 @@ def evaluate_run(run: Run, opts: Options) -> dict[str, Any]:
     if opts.tensorboard:
         write_tensorboard(run, report, images)
     return report
+
+
+#: What ``cnn_flops_per_clip`` counts, by the store's cell kind.
+CNN_FLOPS_DEFINITION = {
+    "full": "the whole CNN for every frame watched: a full-frame cell's receptive field covers most of the frame "
+            "(and the channel-group periphery needs every cell), so no policy on these features computes less",
+    "crop": "per frame watched, the glance (when the policy reads the periphery) plus one crop per distinct cell "
+            "looked at (49 for a policy that reads the cube): a crop cell depends only on its own pixels",
+}
 
 
 def _model_record(run: Run, model: Path | None) -> dict[str, Any] | None:
@@ -279,8 +294,10 @@ METRIC_ROWS = (("accuracy", "top-1 accuracy", "pct"), ("top5_accuracy", "top-5 a
                ("share_of_cube_read", "share of the cube's values read", "pct"),
                ("store_bytes_read_per_clip", "bytes read from the store per clip", "bytes"),
                ("attention_flops_per_clip", "attention-model FLOPs per clip", "flops"),
-               ("cnn_flops_per_frame", "CNN FLOPs per frame (whole GoogLeNet, every policy)", "flops"),
-               ("cnn_flops_per_clip", "CNN FLOPs per clip (whole GoogLeNet per frame)", "flops"),
+               ("frames_watched_per_clip", "frames watched per clip", ""),
+               ("cnn_flops_per_frame", "CNN FLOPs per frame (all 49 cells)", "flops"),
+               ("cnn_flops_per_clip", "CNN FLOPs per clip (what the policy needs computed)", "flops"),
+               ("cnn_share_of_full", "share of the full-frame CNN on every frame", "pct"),
                ("latency_ms_per_clip", "latency per clip (ms)", ""), ("clips_per_second", "throughput (clips/s)", ""),
                ("paper_reward", "paper reward (eq. 7)", ""), ("mean_return", "mean env return", ""),
                ("step_accuracy", "per-step accuracy", "pct"), ("last_step_accuracy", "last-step accuracy", "pct"),

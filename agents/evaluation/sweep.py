@@ -5,10 +5,10 @@ batches, and every clip's episode is kept (:class:`Sweep`). Training's periodic 
 **Clip prediction.** The policy outputs a softmax over the classes at every step (the paper's ``Y_t``, each
 step's prediction scored by eq. 7); the clip's prediction is the argmax of these probabilities *summed* over
 the clip's steps. The paper does not spell out the aggregation; it builds on the soft-attention model of
-Sharma et al. [11], whose code sums the per-step softmax, so we sum. The mean would give the same argmax and
-the same ranking of clips (every episode of an env has the same length), hence the same accuracy, top-k and
-mAP; the *scores* we report (``Sweep.class_scores``, the ActivityNet results JSON) are the sums divided by
-the number of steps, so that they are probabilities in [0, 1] as the official results format expects.
+Sharma et al. [11], whose code sums the per-step softmax, so we sum. The mean gives the same argmax, hence
+the same accuracy; the *scores* we report (``Sweep.class_scores``, the ActivityNet results JSON) are the sums
+divided by the clip's number of steps, so that they are probabilities in [0, 1] as the official results
+format expects. With the env's ``early_exit`` a clip's steps are those before it stopped.
 """
 
 from __future__ import annotations
@@ -27,22 +27,36 @@ AGGREGATION = "argmax of the per-step softmax class probabilities summed over th
 
 @dataclass
 class Sweep:
-    """Every evaluated clip's episode: per-clip arrays (N,) and per-step arrays (N, L)."""
+    """Every evaluated clip's episode: per-clip arrays (N,) and per-step arrays (N, L), L the longest episode;
+    a clip that stopped early (``early_exit``) has ``lengths[i] < L`` and -1 / NaN at its steps not taken."""
 
     clips: np.ndarray
     video_ids: list[str]
     labels: np.ndarray  # primary label
     label_sets: list[frozenset[int]]
     class_prob_sums: np.ndarray  # (N, C) per-step softmax probabilities summed over the clip's steps
-    step_predictions: np.ndarray
-    locations: np.ndarray  # cell of the glimpse read at each step
+    step_predictions: np.ndarray  # (N, L), -1 after the clip's last step
+    locations: np.ndarray  # (N, L) cell of the glimpse read at each step, -1 after the clip's last step
     on_core: np.ndarray  # 1/0, NaN without core annotation
     returns: np.ndarray
     seconds: float
+    lengths: np.ndarray  # (N,) steps each clip's episode took
+    frames_watched: np.ndarray  # (N,) frames its predictions used (what the CNN had to compute)
 
     @property
     def steps(self) -> int:
+        """Steps of the longest episode."""
         return int(self.step_predictions.shape[1])
+
+    @property
+    def step_mask(self) -> np.ndarray:
+        """(N, L) bool: the steps each clip's episode took."""
+        return np.arange(self.steps)[None, :] < self.lengths[:, None]
+
+    @property
+    def last_predictions(self) -> np.ndarray:
+        """(N,) each clip's last prediction (the one it committed to where it stopped early)."""
+        return self.step_predictions[np.arange(len(self.clips)), self.lengths - 1]
 
     @property
     def predictions(self) -> np.ndarray:
@@ -52,7 +66,7 @@ class Sweep:
     @property
     def class_scores(self) -> np.ndarray:
         """(N, C) class scores in [0, 1]: the summed probabilities / the number of steps (same ranking)."""
-        return self.class_prob_sums / self.steps
+        return self.class_prob_sums / self.lengths[:, None]
 
     @property
     def correct(self) -> np.ndarray:
@@ -83,7 +97,7 @@ def run_sweep(env: Any, policy: Any, clips: np.ndarray, seed: int = 0, progress:
     if len(clips) == 0:
         raise ValueError("the evaluation subset has no clips")
     n, source = env.num_envs, env.unwrapped.source
-    parts: dict[str, list[Any]] = {k: [] for k in ("ids", "probs", "preds", "locs", "core", "ret")}
+    parts: dict[str, list[Any]] = {k: [] for k in ("ids", "probs", "preds", "locs", "core", "ret", "len", "frames")}
     start_time = time.perf_counter()
     with tqdm(total=len(clips), desc=desc or "clips", unit="clip", disable=not progress, leave=False) as bar:
         for start in range(0, len(clips), n):
@@ -91,20 +105,28 @@ def run_sweep(env: Any, policy: Any, clips: np.ndarray, seed: int = 0, progress:
             keep = len(chunk)
             batch = collect_episodes(env, policy, seed=seed + start, options={"video_index": np.resize(chunk, n)},
                                      deterministic=deterministic, obs_keys=("location",))
+            taken = batch.mask[:, :keep].T.numpy() > 0  # (keep, L)
             parts["ids"].extend(batch.video_ids[:keep])
-            parts["probs"].append(batch.class_probs.double().sum(0)[:keep].numpy())
-            parts["preds"].append(batch.actions[:, :keep, 1].T.numpy())
-            parts["locs"].append(batch.obs["location"][:, :keep].T.numpy())
+            parts["probs"].append((batch.class_probs.double() * batch.mask[..., None]).sum(0)[:keep].numpy())
+            parts["preds"].append(np.where(taken, batch.actions[:, :keep, 1].T.numpy(), -1))
+            parts["locs"].append(np.where(taken, batch.obs["location"][:, :keep].T.numpy(), -1))
             parts["core"].append(batch.on_core[:, :keep].T.double().numpy())
             parts["ret"].append(batch.episode_returns[:keep].double().numpy())
+            parts["len"].append(batch.lengths[:keep].numpy())
+            parts["frames"].append(batch.frames_watched[:keep].numpy())
             bar.update(keep)
     clips = np.asarray(clips)
+    width = max(a.shape[1] for a in parts["preds"])  # batches may differ in their longest episode
+    for key in ("preds", "locs"):
+        parts[key] = [np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=-1) for a in parts[key]]
+    parts["core"] = [np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=np.nan) for a in parts["core"]]
     return Sweep(
         clips=clips, video_ids=parts["ids"], labels=np.asarray(source.labels(clips)),
         label_sets=[source.label_set(int(c)) for c in clips], class_prob_sums=np.concatenate(parts["probs"]),
         step_predictions=np.concatenate(parts["preds"]), locations=np.concatenate(parts["locs"]),
         on_core=np.concatenate(parts["core"]), returns=np.concatenate(parts["ret"]),
-        seconds=time.perf_counter() - start_time,
+        seconds=time.perf_counter() - start_time, lengths=np.concatenate(parts["len"]).astype(np.int64),
+        frames_watched=np.concatenate(parts["frames"]).astype(np.int64),
     )
 
 
@@ -115,8 +137,9 @@ class EvalResult:
 
     ``accuracy``: the clip prediction (module docstring) is one of the clip's labels. ``focus_accuracy``:
     fraction of the glimpses the agent saw that lay on the action core (NaN when the data has no core
-    annotation). ``mean_reward``: mean episode return. ``glimpses_per_video``: episode length.
-    ``last_step_accuracy``: the last step's prediction alone. ``sweep`` (every clip's episode) is left out of
+    annotation). ``mean_reward``: mean episode return. ``glimpses_per_video``: mean episode length.
+    ``frames_watched``: mean frames the predictions used. ``last_step_accuracy``: the last step's prediction
+    alone. ``sweep`` (every clip's episode) is left out of
     :meth:`metrics`.
     """
 
@@ -124,6 +147,7 @@ class EvalResult:
     focus_accuracy: float
     mean_reward: float
     glimpses_per_video: float
+    frames_watched: float
     last_step_accuracy: float
     n_clips: int
     sweep: Sweep = field(repr=False)
@@ -133,14 +157,15 @@ class EvalResult:
 
     @classmethod
     def of(cls, sweep: Sweep) -> EvalResult:
-        last = np.array([int(p) in s for p, s in zip(sweep.step_predictions[:, -1].tolist(), sweep.label_sets,
+        last = np.array([int(p) in s for p, s in zip(sweep.last_predictions.tolist(), sweep.label_sets,
                                                      strict=True)])
         focus = sweep.on_core
         return cls(
             accuracy=float(sweep.correct.mean()),
             focus_accuracy=float(np.nanmean(focus)) if np.isfinite(focus).any() else float("nan"),
             mean_reward=float(sweep.returns.mean()),
-            glimpses_per_video=float(sweep.steps),
+            glimpses_per_video=float(sweep.lengths.mean()),
+            frames_watched=float(sweep.frames_watched.mean()),
             last_step_accuracy=float(last.mean()),
             n_clips=len(sweep.clips),
             sweep=sweep,

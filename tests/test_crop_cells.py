@@ -11,6 +11,7 @@ import pytest
 import torch
 from video_fixtures import make_video_list
 
+from agents.policy import Policy
 from envs.periphery import MOTION_ENERGY_TRANSFORM, motion_energy
 from envs.store import FeatureStore, StoreFormatError, StoreWriter, add_periphery
 from feature_extractors import merge
@@ -156,6 +157,39 @@ def test_a_crop_cell_extraction_opens_in_glimpse_mode_with_the_pixel_glance(tmp_
     env = gymnasium.make("StoreGlimpse-v0", data_root=str(out), subset="train", observation_mode="glimpse")
     obs, _ = env.reset(seed=0)
     assert obs["periphery"].shape == (7, 7, 1)
+    env.close()
+    check_the_cost_account_charges_the_glance_and_the_crops_looked_at(out, meta)
+
+
+class StopAtSecondFrame(Policy):
+    """Looks at cells 0, 1, 1 ... and stops after its second prediction."""
+
+    def reset(self, n: int) -> None:
+        self.t = 0
+
+    def act(self, obs, deterministic=True, core_mask=None):
+        n = len(obs["location"])
+        self.t += 1
+        actions = np.stack([np.full(n, min(self.t, 1)), np.zeros(n, int), np.full(n, int(self.t >= 2))], 1)
+        return actions, np.full((n, 2), 0.5)
+
+
+def check_the_cost_account_charges_the_glance_and_the_crops_looked_at(store: Path, meta: dict) -> None:
+    from agents.envutil import make_vector_env
+    from agents.evaluation.metrics import cost_metrics
+    from agents.evaluation.sweep import run_sweep
+
+    env = make_vector_env("StoreGlimpse-v0", {"data_root": str(store), "subset": "train",
+                                              "observation_mode": "glimpse", "early_exit": True}, 2)
+    result = run_sweep(env, StopAtSecondFrame(), np.arange(env.unwrapped.num_clips))
+    clips = env.unwrapped.num_clips
+    assert result.lengths.tolist() == [2] * clips and result.frames_watched.tolist() == [2] * clips
+    cost = cost_metrics(result, env.unwrapped.source, env.unwrapped.rules, cube=False, periphery=True)
+    glance, crop = meta["periphery"]["flops_per_frame"], meta["cnn_flops_per_cell"]
+    assert cost["cnn_cells"] == "crop" and cost["frames_watched_per_clip"] == 2
+    assert cost["cnn_flops_per_clip"] == pytest.approx(2 * glance + 2 * crop)  # cells 0 then 1, one per frame
+    cube = cost_metrics(result, env.unwrapped.source, env.unwrapped.rules, cube=True, periphery=False)
+    assert cube["cnn_flops_per_clip"] == pytest.approx(2 * 49 * crop)  # every crop of the 2 frames watched
     env.close()
 
 

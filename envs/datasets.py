@@ -146,6 +146,14 @@ def build(
         if dataset != "hmdb51" and split is not None:
             raise ValueError(f"split={split!r} applies to HMDB51Glimpse-v0 only; leave it out for '{dataset}'")
         store = FeatureStore(resolve_data_root(dataset, data_root))
+        if rule_kw.get("periphery_motion") and store.meta.get("cells") == "crop":
+            # The motion periphery summarises every cell's change, so it needs all 49 crops of each frame: a
+            # crop-cell policy reading it would pay the CNN that its cost account leaves out.
+            raise ValueError(
+                f"the store at '{store.path}' has crop cells (meta.json cells='crop'): its periphery is the pixel "
+                "glance, and periphery_motion needs every cell of a frame; leave periphery_motion out, or use a "
+                "full-frame store (--cells full)"
+            )
         if dataset == "hmdb51" and split is None:
             split = 1
         if periphery_dim is None and store.periphery_dim is not None:

@@ -9,6 +9,7 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
+from store_fixtures import generic_store
 from video_fixtures import make_video_list
 
 from agents.policy import Policy
@@ -210,3 +211,14 @@ def test_crop_cell_shards_merge_into_the_single_run_store_and_add_periphery_keep
     assert FeatureStore(tmp_path / "one").open_motion(1).shape == (3, 3, 7, 7, 1)
     with pytest.raises(StoreFormatError, match="pixel glance"):
         add_periphery(tmp_path / "one", dim=8)
+
+
+def test_the_motion_periphery_of_a_crop_cell_store_is_refused_naming_the_cell_mode(tmp_path: Path) -> None:
+    import envs  # noqa: F401  (registers the ids)
+
+    store = generic_store(tmp_path / "store")
+    meta = json.loads((store / "meta.json").read_text())
+    (store / "meta.json").write_text(json.dumps({**meta, "cells": "crop"}))
+    with pytest.raises(ValueError, match="crop cells \\(meta.json cells='crop'\\)") as caught:
+        gymnasium.make("StoreGlimpse-v0", data_root=str(store), observation_mode="glimpse", periphery_motion=True)
+    assert "\n" not in str(caught.value)

@@ -1,0 +1,140 @@
+"""Accuracy against the CNN compute a policy needs, on the rendered benchmark: full-frame against crop cells.
+
+    python -m feature_extractors render --variant motion --out data/rendered-motion
+    R=data/rendered-motion
+    python -m feature_extractors hmdb51 --videos $R/videos --splits $R/splits --actors $R/actors.json \\
+        --weights random --out data/store-motion
+    python -m feature_extractors hmdb51 --videos $R/videos --splits $R/splits --actors $R/actors.json \\
+        --weights random --cells crop --crop-size 64 --out data/store-motion-crop64
+    python bench/bench_compute.py --full data/store-motion --crop data/store-motion-crop64 --logdir runs/compute
+
+Each row is one ``train_agent.py`` run on ``HMDB51Glimpse-v0`` (split 1) with the algorithm's shipped
+hyperparameters for store envs. Full-frame rows: the policies of Table I (their CNN is the whole GoogLeNet on
+every frame, whatever they look at). Crop-cell rows: glimpse agents that read one crop cell per frame and the
+pixel glance, and the same agent with an early exit at several per-frame costs (``frame_cost``). All runs are
+then evaluated by ``evaluate.py --compare`` (the leaderboard and ``accuracy_vs_flops.png`` with the Pareto
+front land in ``--logdir``), and the table below is printed from its ``leaderboard.json``, with the targets:
+
+- a hard-attention policy on crop cells reaches >= 90 % of the best full-frame policy's test accuracy (the
+  oracle included) at <= 1/10 of its CNN GFLOPs per clip;
+- with early exit, the Pareto front has at least three points between 1/30 and 1/5 of the full-frame cost.
+
+Rows whose run folder already holds a ``result.json`` are not retrained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = "HMDB51Glimpse-v0"
+#: (run name, row label, algorithm, env kwargs) on the full-frame store
+FULL_ROWS: list[tuple[str, str, str, list[str]]] = [
+    ("full__mean_pool", "no attention: mean of all cells", "mean_pool", ["observation_mode=cube"]),
+    ("full__soft_attention", "soft attention", "soft_attention", ["observation_mode=cube"]),
+    ("full__reinforce_cube", "REINFORCE, cube", "reinforce", ["observation_mode=cube"]),
+    ("full__reinforce_glimpse", "REINFORCE, glimpse + periphery with motion", "reinforce",
+     ["observation_mode=glimpse", "periphery_motion=True"]),
+    ("full__oracle", "oracle glimpses (actor box)", "oracle", ["observation_mode=glimpse", "periphery_motion=True"]),
+]
+#: the same on the crop-cell store (the periphery is the store's glance, computed from pixels)
+CROP_ROWS: list[tuple[str, str, str, list[str]]] = [
+    ("crop__reinforce_glimpse", "REINFORCE, one crop + glance per frame", "reinforce", ["observation_mode=glimpse"]),
+    ("crop__oracle", "oracle crops (actor box) + glance", "oracle", ["observation_mode=glimpse"]),
+]
+
+
+def early_exit_rows(costs: list[float]) -> list[tuple[str, str, str, list[str]]]:
+    return [(f"crop__reinforce_exit_{cost:g}", f"REINFORCE, crop + glance, early exit, frame_cost {cost:g}",
+             "reinforce", ["observation_mode=glimpse", "early_exit=True", f"frame_cost={cost:g}"]) for cost in costs]
+
+
+def train(store: Path, name: str, algo: str, env_kwargs: list[str], args: argparse.Namespace) -> float:
+    """Train one row unless its run folder holds a result; the wall time in minutes (0 when reused)."""
+    run = args.logdir / name
+    if (run / "result.json").is_file():
+        return 0.0
+    cmd = [sys.executable, str(ROOT / "train_agent.py"), "--env", ENV, "--algo", algo, "--seed", str(args.seed),
+           "--logdir", str(args.logdir), "--run-name", name, "--no-progress", "--threads", str(args.threads),
+           "--env-kwargs", f"data_root={store}", *env_kwargs]
+    if args.total_timesteps:
+        cmd += ["--total-timesteps", str(args.total_timesteps)]
+    tic = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{proc.stderr[-2000:]}")
+    minutes = (time.monotonic() - tic) / 60
+    print(f"  {name}: {minutes:.1f} min", flush=True)
+    return minutes
+
+
+def pareto(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """(cost, accuracy, name) points no other point beats (cheaper or equal and at least as accurate)."""
+    front: list[tuple[float, float, str]] = []
+    for point in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or point[1] > front[-1][1]:
+            front.append(point)
+    return front
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--full", type=Path, required=True, help="full-frame store (extracted with --actors)")
+    p.add_argument("--crop", type=Path, required=True, help="crop-cell store of the same videos")
+    p.add_argument("--costs", type=float, nargs="*", default=[0.05, 0.2],
+                   help="frame_cost of the early-exit rows (default: 0.05 0.2)")
+    p.add_argument("--logdir", type=Path, default=Path("runs/compute"))
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (0: torch's default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--total-timesteps", type=int, default=None, help="env steps per run (default: shipped)")
+    p.add_argument("--only", choices=("full", "crop"), default=None, help="train one side only, no comparison")
+    args = p.parse_args(argv)
+    args.logdir.mkdir(parents=True, exist_ok=True)
+    plan = [(args.full, row) for row in FULL_ROWS] + [(args.crop, row) for row in CROP_ROWS + early_exit_rows(args.costs)]
+    plan = [(store, row) for store, row in plan if args.only is None or row[0].startswith(args.only)]
+    minutes = {row[0]: train(store, row[0], row[2], row[3], args) for store, row in plan}
+    if args.only:
+        return
+    labels = {row[0]: row[1] for _, row in plan}
+    cmd = [sys.executable, str(ROOT / "evaluate.py"), "--compare", *(str(args.logdir / n) for n in labels),
+           "--out", str(args.logdir), "--no-progress", "--threads", str(args.threads)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"evaluate.py --compare failed:\n{proc.stderr[-2000:]}")
+    rows = {r["run"]: r for r in json.loads((args.logdir / "leaderboard.json").read_text()) if r["status"] == "ok"}
+    full_cost = next(iter(rows.values()))["cnn_flops_full_clip"]
+    front = pareto([(r["cnn_flops_per_clip"], r["accuracy"], name) for name, r in rows.items()])
+    on_front = {name for _, _, name in front}
+    print(f"\nCNN cost of the full-frame pipeline: {full_cost / 1e9:.1f} GFLOP per clip (GoogLeNet on 30 frames)\n")
+    print("| model | cells | test accuracy | frames watched | CNN GFLOP/clip | of full-frame | Pareto | minutes |")
+    print("|---|---|---:|---:|---:|---:|:---:|---:|")
+    for name, label in labels.items():
+        r = rows.get(name)
+        if r is None:
+            print(f"| {label} | | failed | | | | | |")
+            continue
+        spent = f"{minutes[name]:.1f}" if minutes[name] else "-"
+        print(f"| {label} | {r['cnn_cells']} | {r['accuracy']:.1%} | {r['frames_watched_per_clip']:.1f} | "
+              f"{r['cnn_flops_per_clip'] / 1e9:.2f} | 1/{full_cost / r['cnn_flops_per_clip']:.1f} | "
+              f"{'x' if name in on_front else ''} | {spent} |")
+    best_full = max(r["accuracy"] for n, r in rows.items() if n.startswith("full__"))
+    cheap = [r for n, r in rows.items() if n.startswith("crop__") and n != "crop__oracle"
+             and r["cnn_flops_per_clip"] <= full_cost / 10]
+    best_cheap = max((r["accuracy"] for r in cheap), default=0.0)
+    verdict = "met" if best_cheap >= 0.9 * best_full else "NOT met"
+    print(f"\ntarget 1 (a learned crop-cell policy at <= 1/10 of the CNN reaches >= 90 % of the best full-frame "
+          f"policy): {verdict} ({best_cheap:.1%} against {0.9 * best_full:.1%} = 90 % of {best_full:.1%})")
+    in_range = [n for c, _, n in front if full_cost / 30 <= c <= full_cost / 5]
+    verdict = "met" if len(in_range) >= 3 and any("exit" in n for n in in_range) else "NOT met"
+    print(f"target 2 (>= 3 Pareto points between 1/30 and 1/5 of the full-frame cost, with early exit): {verdict} "
+          f"({', '.join(in_range) or 'none'})")
+    print(f"\nleaderboard and accuracy_vs_flops.png: {args.logdir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--only", choices=("full", "crop"), default=None, help="train one side only, no comparison")
     args = p.parse_args(argv)
     args.logdir.mkdir(parents=True, exist_ok=True)
-    plan = [(args.full, row) for row in FULL_ROWS] + [(args.crop, row) for row in CROP_ROWS + early_exit_rows(args.costs)]
+    crop_rows = CROP_ROWS + early_exit_rows(args.costs)
+    plan = [(args.full, row) for row in FULL_ROWS] + [(args.crop, row) for row in crop_rows]
     plan = [(store, row) for store, row in plan if args.only is None or row[0].startswith(args.only)]
     minutes = {row[0]: train(store, row[0], row[2], row[3], args) for store, row in plan}
     if args.only:

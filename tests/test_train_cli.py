@@ -112,6 +112,35 @@ def test_glimpse_mode_reads_the_periphery_through_the_cli(algo: str, tmp_path: P
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("algo", ["reinforce", "lstm_ppo", "ppo"])
+def test_early_exit_trains_and_evaluates_through_the_clis(algo: str, tmp_path: Path) -> None:
+    """With early_exit every agent acts [cell, class, stop]; evaluate.py charges the frames it watched."""
+    hp = write_yaml(tmp_path / "hp.yml", OVERRIDES[algo])
+    logdir = tmp_path / "runs"
+    cmd = [sys.executable, str(ROOT / "train_agent.py"), "--algo", algo, "--env-kwargs", *TINY,
+           "observation_mode=glimpse", "early_exit=True", "frame_cost=0.1", "--n-envs", "2", "--total-timesteps",
+           "100", "--eval-every", "0", "--hyperparams", str(hp), "--logdir", str(logdir), "--threads", "1",
+           "--no-progress"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = only_run(logdir)
+    policy = load_policy(run)
+    env = make_env_from_run(run, num_envs=2)
+    obs, _ = env.reset(seed=0)
+    policy.reset(2)
+    actions, _ = policy.act(obs, deterministic=True)
+    assert actions.shape == (2, 3) and set(actions[:, 2].tolist()) <= {0, 1}
+    env.close()
+    proc = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), str(run), "--no-video", "--no-progress"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run / "eval.json").read_text())["metrics"]
+    assert 1 <= metrics["frames_watched_per_clip"] <= 5
+    assert metrics["cnn_flops_per_clip"] == pytest.approx(metrics["frames_watched_per_clip"]
+                                                          * metrics["cnn_flops_per_frame"])
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("env_id", ["SyntheticGlimpse-v0", "SyntheticGlimpse-Easy-v0"])
 def test_rl_zoo3_trains_with_our_config(env_id: str, tmp_path: Path) -> None:
     # the top rung made tiny; the easy rung as registered (a ladder rung has its own zoo.yml entry)

@@ -95,7 +95,8 @@ class EpisodeHyperparams:
 
     #: keys of ``network`` a user may set (the rest follow from the env and the algorithm)
     NETWORK_KEYS: ClassVar[tuple[str, ...]] = (
-        "embed_dim", "hidden_size", "num_layers", "class_hidden", "dropout", "saliency_prior", "encode_periphery"
+        "embed_dim", "hidden_size", "num_layers", "class_hidden", "dropout", "saliency_prior", "encode_periphery",
+        "content_dropout",
     )
 
     def to_dict(self) -> dict[str, Any]:

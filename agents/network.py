@@ -80,6 +80,9 @@ class NetworkConfig:
         ``periphery_motion`` whether that cell was moving, the one cue that tells an actor marked only by
         moving from a still distractor of the same look. Needs ``periphery_dim``.
     :param early_exit: a stop head (the env's ``early_exit``).
+    :param content_dropout: in training, the share of steps whose attended content (the glimpse's D values)
+        is dropped from the encoding, leaving where it was and the periphery: a class made by *how* the actor
+        moves must then be read from the glimpse path, not from the look of clips the head can memorise.
     """
 
     feature_dim: int
@@ -98,6 +101,7 @@ class NetworkConfig:
     periphery_dim: int = 0
     encode_periphery: bool = False
     early_exit: bool = False
+    content_dropout: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -297,7 +301,11 @@ class GlimpseNetwork(nn.Module):
         ``x = sum_i w_i X_i``, so standardising every cell equals ``(x - sum(w) * mean) / std``.
         """
         x = (x - w.sum(-1, keepdim=True) * self.input_mean) * self.input_scale()
-        g = self.feature_norm(self.feature_proj(x)) + self.where_proj(w) + self.progress_proj(progress)
+        content = self.feature_norm(self.feature_proj(x))
+        if self.training and self.config.content_dropout > 0:
+            keep = torch.rand((*content.shape[:-1], 1), device=content.device) >= self.config.content_dropout
+            content = content * keep
+        g = content + self.where_proj(w) + self.progress_proj(progress)
         if self.periphery_proj is not None:
             if periphery is None:
                 raise ValueError("this network encodes the periphery (encode_periphery=True) but got no 'periphery'")

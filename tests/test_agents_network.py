@@ -277,3 +277,28 @@ def test_lstm_ppo_updates_the_policy_that_collected_the_batch() -> None:
     assert float(agent.return_moments.mean) == pytest.approx(float(seen.mean()), abs=1e-5)
     assert float(agent.return_moments.var) == pytest.approx(float(seen.var(unbiased=False)), abs=1e-4)
     agent.close()
+
+
+def test_content_dropout_drops_the_glimpse_content_in_training_only() -> None:
+    torch.manual_seed(0)
+    net = GlimpseNetwork(NetworkConfig(feature_dim=8, num_classes=3, use_cube=False, embed_dim=16, hidden_size=8,
+                                       num_layers=1, class_hidden=8, content_dropout=1.0))
+    where, progress = torch.eye(49)[:4], torch.rand(4, 2)
+    a, b = torch.randn(4, 8), torch.randn(4, 8)
+    net.train()
+    assert torch.equal(net.encode(a, where, progress), net.encode(b, where, progress))  # only where and when
+    net.eval()
+    assert not torch.equal(net.encode(a, where, progress), net.encode(b, where, progress))
+
+
+def test_the_stop_head_starts_against_stopping_and_reads_the_class_heads_confidence() -> None:
+    net = GlimpseNetwork(NetworkConfig(feature_dim=8, num_classes=3, use_cube=False, embed_dim=16, hidden_size=8,
+                                       num_layers=1, class_hidden=8, early_exit=True))
+    h = torch.zeros(2, 8)
+    sure, unsure = torch.tensor([[9.0, 0.0, 0.0]]), torch.zeros(1, 3)
+    stop = torch.softmax(net.stop_logits(h[:1], sure), -1)[0, 1]
+    assert 0.005 < stop < 0.05  # about 2 % per step at the start
+    with torch.no_grad():
+        net.stop_head.weight.zero_()
+        net.stop_head.weight[1, -2] = 10.0  # stop when the largest class probability is high
+    assert net.stop_logits(h[:1], sure)[0].argmax() == 1 and net.stop_logits(h[:1], unsure)[0].argmax() == 0

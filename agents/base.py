@@ -212,13 +212,16 @@ class EpisodeAlgorithm(Algorithm):
         """Optimizer parameter groups (one by default)."""
         return [{"params": list(self.network.parameters())}]
 
-    def location_param_groups(self, location_lr_scale: float) -> list[dict[str, Any]]:
-        """Two optimizer groups: the location head at ``learning_rate * location_lr_scale``, the rest at
-        ``learning_rate`` (for the agents whose location head learns from a policy gradient)."""
-        location = self.network.location_parameters()
-        ids = {id(p) for p in location}
+    def location_param_groups(self, location_lr_scale: float, stop_lr_scale: float = 1.0) -> list[dict[str, Any]]:
+        """Optimizer groups for the agents whose glimpse policy learns from a policy gradient: the location head
+        at ``learning_rate * location_lr_scale``, the stop head (with ``early_exit``) at ``learning_rate *
+        stop_lr_scale``, the rest at ``learning_rate``."""
+        location, stop = self.network.location_parameters(), self.network.stop_parameters()
+        ids = {id(p) for p in location + stop}
         rest = [p for p in self.network.parameters() if id(p) not in ids]
-        return [{"params": rest}, {"params": location, "lr": self.hp.learning_rate * location_lr_scale}]
+        lr = self.hp.learning_rate
+        groups = [{"params": rest}, {"params": location, "lr": lr * location_lr_scale}]
+        return groups + ([{"params": stop, "lr": lr * stop_lr_scale}] if stop else [])
 
     # ------------------------------------------------------------------ training
     @abstractmethod

@@ -73,6 +73,7 @@ class LstmPPOHyperparams(EpisodeHyperparams):
     :param class_coef: weight of the cross-entropy term (hybrid only).
     :param attention_penalty: lambda of the doubly stochastic penalty on the location distributions.
     :param location_lr_scale: the location head learns at ``learning_rate`` times this.
+    :param stop_lr_scale: the stop head (env ``early_exit``) learns at ``learning_rate`` times this.
     """
 
     n_epochs: int
@@ -88,6 +89,7 @@ class LstmPPOHyperparams(EpisodeHyperparams):
     class_coef: float = 1.0
     attention_penalty: float = 0.0
     location_lr_scale: float = 1.0
+    stop_lr_scale: float = 1.0
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"class_loss": CLASS_LOSSES}
 
@@ -113,8 +115,8 @@ class LstmPPO(EpisodeAlgorithm):
         return self.hp.class_loss == "cross_entropy"
 
     def param_groups(self) -> list[dict[str, Any]]:
-        """The location head in a group of its own, at ``learning_rate * location_lr_scale``."""
-        return self.location_param_groups(self.hp.location_lr_scale)
+        """The location and stop heads in groups of their own (``location_lr_scale``, ``stop_lr_scale``)."""
+        return self.location_param_groups(self.hp.location_lr_scale, self.hp.stop_lr_scale)
 
     def update(self, batch: EpisodeBatch) -> dict[str, float]:
         hp = self.hp

@@ -246,10 +246,12 @@ class GlimpseNetwork(nn.Module):
                 nn.init.constant_(query.bias, config.saliency_prior)
 
     def location_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the glimpse policy's heads, location and stop (what the policy-gradient term alone
-        trains; agents give them their own learning rate)."""
-        parts = self.parameter_parts()
-        return parts["location"] + parts["stop"]
+        """Parameters of the location head (what REINFORCE's term alone trains)."""
+        return self.parameter_parts()["location"]
+
+    def stop_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the stop head (none without ``early_exit``)."""
+        return self.parameter_parts()["stop"]
 
     def parameter_parts(self) -> dict[str, list[nn.Parameter]]:
         """The parameters of each part (encoder, memory, location, class, value), for per-part gradient

@@ -73,6 +73,7 @@ class ReinforceHyperparams(EpisodeHyperparams):
     :param reward_scale: the env's return is multiplied by this before it enters eq. 6.
     :param normalize_advantage: standardise ``R - b`` over the batch.
     :param location_lr_scale: the location head learns at ``learning_rate`` times this.
+    :param stop_lr_scale: the stop head (env ``early_exit``) learns at ``learning_rate`` times this.
     """
 
     attention_penalty: float
@@ -82,6 +83,7 @@ class ReinforceHyperparams(EpisodeHyperparams):
     reward_scale: float
     normalize_advantage: bool
     location_lr_scale: float = 1.0
+    stop_lr_scale: float = 1.0
 
 
 def location_step_mask(step_mask: torch.Tensor) -> torch.Tensor:
@@ -109,8 +111,8 @@ class Reinforce(EpisodeAlgorithm):
     hp: ReinforceHyperparams
 
     def param_groups(self) -> list[dict[str, Any]]:
-        """The location head in a group of its own, at ``learning_rate * location_lr_scale``."""
-        return self.location_param_groups(self.hp.location_lr_scale)
+        """The location and stop heads in groups of their own (``location_lr_scale``, ``stop_lr_scale``)."""
+        return self.location_param_groups(self.hp.location_lr_scale, self.hp.stop_lr_scale)
 
     def update(self, batch: EpisodeBatch) -> dict[str, float]:
         hp = self.hp

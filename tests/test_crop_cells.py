@@ -56,6 +56,16 @@ def test_a_crop_cell_is_the_pooled_output_of_its_crop_alone(backbone: Backbone) 
     assert not np.allclose(cells[0, 0, 0], cells[0, 3, 4])  # cells see different pixels
 
 
+def test_one_crop_cell_alone_is_the_cell_of_all_crops(backbone: Backbone) -> None:
+    frame = random_frames(1, seed=3)
+    cells = backbone.crop_cells(frame, 64).numpy()[0]
+    for cell in (0, 10, 24, 48):
+        alone = backbone.crop_cell(frame[0], 64, cell).numpy()
+        assert alone.shape == (1024,) and alone.dtype == np.float16
+        np.testing.assert_allclose(alone.astype(np.float32), cells[divmod(cell, 7)].astype(np.float32),
+                                   rtol=2e-3, atol=1e-3)
+
+
 def test_pixels_outside_a_crop_leave_its_cell_unchanged(backbone: Backbone) -> None:
     frames = random_frames(1, seed=1)
     changed = frames.clone()

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -188,7 +189,8 @@ class Streamer:
         self.crop_size = int(meta["crop_size"])
         self.glance = meta["periphery"]
         self.space = env.observation_space
-        self.periphery = store.open_periphery(int(self.glance["dim"]))
+        #: a policy trained blind (periphery_dim=0) gets no glance, and the stream computes none
+        self.with_glance = "periphery" in self.space.spaces
         self.rows = {r.video_id: i for i, r in enumerate(store.records)}
         self.max_diff = {"glimpse": 0.0, "periphery": 0.0}
         self.checked = 0
@@ -214,24 +216,28 @@ class Streamer:
         self.backbone(torch.from_numpy(decode_clip(path, self.sampling).frames))
         return 1e3 * (time.perf_counter() - start)
 
-    def glance_of(self, frame: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
-        """The store's glance of one frame, float32 (7, 7, k)."""
+    def glance_of(self, frame: np.ndarray, previous: np.ndarray | None) -> np.ndarray | None:
+        """The store's glance of one frame, float32 (7, 7, k); None for a blind policy."""
+        if not self.with_glance:
+            return None
         if self.glance["transform"] == MOTION_ENERGY_TRANSFORM:
             if previous is None:  # frame 0 has no previous frame: 0, as motion_energy gives it
                 return np.zeros((*self.space["periphery"].shape[:2], 1), dtype=np.float32)
             return motion_energy(np.stack([previous, frame]))[1]
         return lowres_glance(self.backbone, torch.from_numpy(frame)[None], int(self.glance["size"]))[0]
 
-    def observation(self, frame: np.ndarray, glance: np.ndarray, cell: int, t: int) -> dict[str, np.ndarray]:
+    def observation(self, frame: np.ndarray, glance: np.ndarray | None, cell: int, t: int) -> dict[str, np.ndarray]:
         """The env's observation of frame ``t`` with its glimpse at ``cell``, computed from the pixels."""
         dtype = self.space["glimpse"].dtype
         glimpse = self.backbone.crop_cell(torch.from_numpy(frame), self.crop_size, cell).numpy()
-        return {
+        obs = {
             "glimpse": glimpse.astype(dtype),  # already float16, as the store holds it
             "location": np.int64(cell),
             "progress": np.array([t / self.sampling.frames, 0.0], dtype=np.float32),  # one glimpse a frame
-            "periphery": glance.astype(np.float16).astype(dtype),  # the store's float16 rounding
         }
+        if glance is not None:
+            obs["periphery"] = glance.astype(np.float16).astype(dtype)  # the store's float16 rounding
+        return obs
 
     def attention(self, clip: int) -> tuple[float, int, bool]:
         """Stream clip ``clip`` of the env's subset through the attention pipeline.
@@ -269,7 +275,7 @@ class Streamer:
             if not self.space[key].contains(value):
                 self.mismatches.append(f"{video_id} frame {t}: {key} {np.asarray(value).dtype} "
                                        f"{np.shape(value)} is outside the env's space {self.space[key]}")
-        for key in ("glimpse", "periphery"):
+        for key in ("glimpse", "periphery") if self.with_glance else ("glimpse",):
             a, b = np.asarray(obs[key], np.float32), np.asarray(expected[key], np.float32)
             self.max_diff[key] = max(self.max_diff[key], float(np.abs(a - b).max()))
             if not np.allclose(a, b, rtol=RTOL, atol=ATOL):
@@ -302,9 +308,6 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                              **kwargs).unwrapped
     except (ValueError, StoreError) as exc:
         raise BenchError(f"StoreGlimpse-v0 cannot open --store {args.store} in glimpse mode: {exc}") from None
-    if "periphery" not in env.observation_space.spaces:
-        raise BenchError(f"--store {args.store}: the env gives no periphery (periphery_dim=0); stream a run that reads "
-                         "the glance")
     if args.run is not None:
         from agents import load_policy
 
@@ -322,6 +325,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         # warm-up: first calls at each input size build the network's kernels; not timed
         first = streamer.source(env.reset(seed=args.seed, options={"video_index": 0})[1]["video_id"])
         streamer.full_frame(first), streamer.attention(0)
+        if args.batched:
+            streamer.full_clip_batched(first)
         streamer.checked, streamer.mismatches = 0, []
         for clip in tqdm(range(clips), desc="streaming", unit="clip", disable=not args.progress):
             path = streamer.source(str(env.source.video_ids(np.array([clip]))[0]))
@@ -345,11 +350,13 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         env.close()
     full_flops = trunk_flops(backbone.trunk, INPUT_SIZE)
-    attention_flops = float(meta["cnn_flops_per_cell"]) + float(meta["periphery"]["flops_per_frame"])
+    glance_flops = float(meta["periphery"]["flops_per_frame"]) if streamer.with_glance else 0.0
+    attention_flops = float(meta["cnn_flops_per_cell"]) + glance_flops
     mean_watched = statistics.fmean(watched)
     result: dict[str, Any] = {
         "store": str(args.store),
-        "glance": {k: meta["periphery"][k] for k in ("transform", "dim", "size") if k in meta["periphery"]},
+        "glance": ({k: meta["periphery"][k] for k in ("transform", "dim", "size") if k in meta["periphery"]}
+                   if streamer.with_glance else {"transform": "none (the policy reads no periphery)"}),
         "crop_size": meta["crop_size"],
         "weights": meta["weights"],
         "policy": policy_name,
@@ -368,7 +375,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "observations": {"checked": streamer.checked, "matched": not streamer.mismatches,
                          "max_abs_diff": streamer.max_diff, "mismatches": streamer.mismatches[:10],
                          "tolerance": {"rtol": RTOL, "atol": ATOL}},
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), no GPU used",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU core(s), {torch.get_num_threads()} torch thread(s), "
+                   "CPU only",
         "commit": commit(),
     }
     if args.batched:

@@ -25,7 +25,8 @@ stands in (said in the output): the wall time and the FLOPs are the same, the ac
 Reports ms per clip of each pipeline (mean over the clips), their ratio (full / attention), the CNN GFLOPs per
 clip of each (the attention side from ``meta.json``: the glance's ``flops_per_frame`` plus
 ``cnn_flops_per_cell`` per watched frame; the full frame measured with ``FlopCounterMode``), the frames
-watched and the policy's accuracy on the streamed observations. Prints a markdown table row. Not a test.
+watched, the policy's accuracy on the streamed observations, and each pipeline's ms per clip by stage
+(decode, network; decode, glance, glimpse, policy). Prints a markdown table row. Not a test.
 """
 
 from __future__ import annotations
@@ -179,6 +180,13 @@ def run_env_kwargs(run: Path) -> dict[str, Any]:
     return kwargs
 
 
+def _lap(stages: dict[str, float], stage: str, since: float) -> float:
+    """Add the time since ``since`` to ``stage``; returns now."""
+    now = time.perf_counter()
+    stages[stage] = stages.get(stage, 0.0) + now - since
+    return now
+
+
 class Streamer:
     """The two pipelines on one store, with the env that checks the attention pipeline's observations."""
 
@@ -195,6 +203,8 @@ class Streamer:
         self.max_diff = {"glimpse": 0.0, "periphery": 0.0}
         self.checked = 0
         self.mismatches: list[str] = []
+        #: seconds spent in each stage of each pipeline, summed over the clips
+        self.stages: dict[str, dict[str, float]] = {"full_frame": {}, "attention": {}}
 
     def source(self, video_id: str) -> Path:
         record = self.store.records[self.rows[video_id]]
@@ -205,9 +215,12 @@ class Streamer:
 
     def full_frame(self, path: Path) -> float:
         """ms to decode and run the network on every frame, one frame at a time."""
-        start = time.perf_counter()
+        stages = self.stages["full_frame"]
+        start = mark = time.perf_counter()
         for frame in stream_clip(path, self.sampling):
+            mark = _lap(stages, "decode", mark)
             self.backbone(torch.from_numpy(frame)[None])
+            mark = _lap(stages, "network", mark)
         return 1e3 * (time.perf_counter() - start)
 
     def full_clip_batched(self, path: Path) -> float:
@@ -247,23 +260,27 @@ class Streamer:
         """
         expected, info = self.env.reset(seed=self.seed, options={"video_index": clip})
         path = self.source(info["video_id"])
-        elapsed, watched, success = 0.0, 0, False
-        start = time.perf_counter()
+        elapsed, watched, success, stages = 0.0, 0, False, self.stages["attention"]
+        start = mark = time.perf_counter()
         frames: Iterator[np.ndarray] = stream_clip(path, self.sampling)
         self.policy.reset(1)
         cell, previous = int(expected["location"]), None
         for t, frame in enumerate(frames):
+            mark = _lap(stages, "decode", mark)
             glance = self.glance_of(frame, previous)
+            mark = _lap(stages, "glance", mark)
             obs = self.observation(frame, glance, cell, t)
+            mark = _lap(stages, "glimpse", mark)
             actions, _ = self.policy.act({k: np.asarray(v)[None] for k, v in obs.items()}, deterministic=True)
-            elapsed += time.perf_counter() - start
+            mark = _lap(stages, "policy", mark)
+            elapsed += mark - start
             self.check(obs, expected, info["video_id"], t)
             expected, _, terminated, truncated, info = self.env.step(np.asarray(actions[0], dtype=np.int64))
             watched = t + 1
             if terminated or truncated:
                 success = bool(info.get("is_success", False))
                 break
-            start = time.perf_counter()
+            start = mark = time.perf_counter()
             cell, previous = int(actions[0][0]), frame
         frames.close()  # an episode that ends early stops decoding there
         return 1e3 * elapsed, watched, success
@@ -328,6 +345,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         if args.batched:
             streamer.full_clip_batched(first)
         streamer.checked, streamer.mismatches = 0, []
+        streamer.stages = {"full_frame": {}, "attention": {}}
         for clip in tqdm(range(clips), desc="streaming", unit="clip", disable=not args.progress):
             path = streamer.source(str(env.source.video_ids(np.array([clip]))[0]))
             attention_first = clip % 2 == 1  # alternate the order: neither pipeline always runs on a warm cache
@@ -353,6 +371,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     glance_flops = float(meta["periphery"]["flops_per_frame"]) if streamer.with_glance else 0.0
     attention_flops = float(meta["cnn_flops_per_cell"]) + glance_flops
     mean_watched = statistics.fmean(watched)
+    stages = {name: {stage: 1e3 * total / clips for stage, total in spent.items()}
+              for name, spent in streamer.stages.items()}
     result: dict[str, Any] = {
         "store": str(args.store),
         "glance": ({k: meta["periphery"][k] for k in ("transform", "dim", "size") if k in meta["periphery"]}
@@ -366,9 +386,10 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "pipelines": {
             "full_frame": {"ms_per_clip": full.mean(), "ms_per_frame": full.mean() / frames,
-                           "gflops_per_clip": frames * full_flops / 1e9},
+                           "gflops_per_clip": frames * full_flops / 1e9, "stages_ms_per_clip": stages["full_frame"]},
             "attention": {"ms_per_clip": attention.mean(), "ms_per_watched_frame": attention.mean() / mean_watched,
-                          "gflops_per_clip": mean_watched * attention_flops / 1e9},
+                          "gflops_per_clip": mean_watched * attention_flops / 1e9,
+                          "stages_ms_per_clip": stages["attention"]},
         },
         "ratio": full.mean() / attention.mean(),
         "accuracy": right / clips,
@@ -413,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{result['clips']} clips of {result['store']}, {result['threads']} thread(s), commit {result['commit']}")
     if "full_clip_batched" in result["pipelines"]:
         print(f"full frame, whole clip batched: {result['pipelines']['full_clip_batched']['ms_per_clip']:.0f} ms/clip")
+    for name, label in (("full_frame", "full frame"), ("attention", "attention")):
+        spent = result["pipelines"][name]["stages_ms_per_clip"]
+        print(f"{label} ms/clip by stage: " + ", ".join(f"{stage} {ms:.1f}" for stage, ms in spent.items()))
     observations = result["observations"]
     if not observations["matched"]:
         print("streamed observations differ from the store:\n  " + "\n  ".join(observations["mismatches"]))

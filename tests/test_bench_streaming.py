@@ -57,6 +57,9 @@ def test_both_pipelines_are_timed_and_the_stream_computes_what_the_store_holds(r
     full, attention = result["pipelines"]["full_frame"], result["pipelines"]["attention"]
     assert full["ms_per_clip"] > 0 and attention["ms_per_clip"] > 0
     assert result["ratio"] == pytest.approx(full["ms_per_clip"] / attention["ms_per_clip"])
+    assert set(attention["stages_ms_per_clip"]) == {"decode", "glance", "glimpse", "policy"}
+    assert sum(attention["stages_ms_per_clip"].values()) <= attention["ms_per_clip"] * 1.001
+    assert set(full["stages_ms_per_clip"]) == {"decode", "network"}
     assert result["clips"] >= 1 and result["frames_per_clip"] == 3 and result["frames_watched"] == 3
     observations = result["observations"]
     assert observations["matched"] and not observations["mismatches"]

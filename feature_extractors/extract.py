@@ -416,7 +416,10 @@ def plan_extraction(clips: ClipList, out: str | Path, options: ExtractOptions) -
         check_crop_size(options.crop_size)
     if options.glance not in GLANCES:
         raise ExtractionError(f"--glance {options.glance!r}: choose {' or '.join(GLANCES)}.")
-    lowres = crop and options.glance == "lowres"
+    lowres = options.glance == "lowres"
+    if lowres and not crop:
+        raise ExtractionError("--glance lowres needs --cells crop (a full-frame store's periphery is the "
+                              "channel-group means of its cells).")
     if lowres:
         check_glance_size(options.glance_size)
     backbone = Backbone.build(options.weights, options.seed, options.device)
@@ -623,9 +626,10 @@ def extract(clips: ClipList, out: str | Path, options: ExtractOptions | None = N
     plan = plan_extraction(clips, out, options)
     cuda = plan.backbone.device.type == "cuda"
     workers = default_workers() if options.workers is None else options.workers
+    # the motion-energy glance is computed by the decoders; the low-resolution one needs the network
+    motion_glance = plan.crop_size is not None and plan.lowres_size is None
     loader = DataLoader(
-        # the motion-energy glance is computed by the decoders; the low-resolution one needs the network
-        _ClipFrames(plan.jobs, plan.sampling, glance=plan.crop_size is not None and plan.lowres_size is None),  # type: ignore[arg-type]
+        _ClipFrames(plan.jobs, plan.sampling, glance=motion_glance),  # type: ignore[arg-type]
         batch_size=None,
         num_workers=workers,
         prefetch_factor=4 if workers else None,

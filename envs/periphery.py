@@ -92,8 +92,11 @@ def periphery(features: np.ndarray, dim: int) -> np.ndarray:
 
 #: The pixel glance of crop-cell stores (their ``periphery.npy``, k = 1): per-cell motion energy.
 MOTION_ENERGY_TRANSFORM = "grey_abs_frame_difference_cell_mean/v1"
+#: The low-resolution glance of crop-cell stores (``--glance lowres``): the channel-group means
+#: (``periphery``) of the backbone's map of the downscaled frame pooled to the grid.
+LOWRES_GLANCE_TRANSFORM = "lowres_backbone_group_mean/v1"
 #: Peripheries computed from pixels at extraction (not from the features): ``add-periphery`` keeps them.
-GLANCE_TRANSFORMS = (MOTION_ENERGY_TRANSFORM,)
+GLANCE_TRANSFORMS = (MOTION_ENERGY_TRANSFORM, LOWRES_GLANCE_TRANSFORM)
 #: Operations per pixel of ``motion_energy``: grey (3 multiplies, 2 adds), difference, absolute value, sum.
 MOTION_ENERGY_OPS_PER_PIXEL = 8
 #: ITU-R BT.601 luma weights of R, G, B (what OpenCV's RGB -> grey uses).

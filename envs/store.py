@@ -637,6 +637,14 @@ class StoreWriter:
                     f"'{path}' already holds a store made with other settings (differs in: "
                     f"{', '.join(diff)}). Use another --out folder, or delete '{path}' to start over."
                 )
+            # the periphery entry is left out of the settings above (a store may gain one later), but a
+            # glance is made with the features: a resume must make the same one
+            if _glance_identity(old.get(PERIPHERY_KEY)) != _glance_identity(glance):
+                raise StoreFormatError(
+                    f"'{path}' already holds a store whose periphery is {_glance_identity(old.get(PERIPHERY_KEY))}; "
+                    f"this run makes {_glance_identity(glance)}. Use another --out folder, or delete '{path}' to "
+                    "start over."
+                )
             old_records = _read_index(path)
             if [r.video_id for r in old_records] != [r.video_id for r in records]:
                 raise StoreFormatError(
@@ -738,6 +746,14 @@ class StoreWriter:
         replace_atomically(self.path / INDEX_FILE, "".join(r.to_json() + "\n" for r in self.records), fsync=True)
         self.meta["complete"] = True
         write_json_atomic(self.path / META_FILE, self.meta)
+
+
+def _glance_identity(described: Mapping[str, Any] | None) -> str:
+    """What makes a pixel glance: its transform, k and input size ("no pixel glance" for other peripheries)."""
+    if described is None or described.get("transform") not in GLANCE_TRANSFORMS:
+        return "no pixel glance"
+    size = f", {described['size']} px" if described.get("size") is not None else ""
+    return f"the glance {described['transform']} (k={described.get('dim')}{size})"
 
 
 def has_glance(meta: Mapping[str, Any]) -> bool:

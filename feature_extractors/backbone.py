@@ -7,6 +7,7 @@ re-mapping, folded into one per-channel scale and shift) and returns the ``incep
 
 Crop cells (``Backbone.crop_cells``) instead run the network on one square crop per cell, centred on
 the cell, and average-pool its ``inception5b`` map: a cell that depends only on its own pixels.
+``Backbone.lowres_cells`` runs it once on the frame downscaled (the low-resolution glance of such stores).
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn import functional
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import googlenet
 
 from agents.devices import DeviceError, check_device
 
+from .decode import resize_frame
 from .errors import ExtractionError
 
 IMAGENET_FILE = "googlenet-1378be20.pth"
@@ -41,6 +45,11 @@ MIN_CROP, MAX_CROP = 32, INPUT_SIZE
 #: neighbours, unlike a full-frame cell); 64 px covers a rendered actor (34 px across) with room around
 #: it at a twelfth of a full frame's FLOPs. Not yet tuned by measurement.
 DEFAULT_CROP = 64
+#: Side of the low-resolution glance's frame (``--glance lowres``): the 224 px frame downscaled to it.
+MIN_GLANCE, MAX_GLANCE = 32, INPUT_SIZE
+#: Default glance side: half the frame's, so a quarter of its FLOPs (0.77 GFLOP, about three 64 px crops)
+#: and a 4 x 4 ``inception5b`` map; at 96 px the map is 3 x 3, too coarse to tell seven columns apart.
+DEFAULT_GLANCE = 112
 #: Crops per network call of ``crop_cells`` (bounds the activations' memory; the result does not depend on it).
 CROP_CHUNK = 49 * 8
 # What the pixels go through before the network; part of the store's settings.
@@ -93,6 +102,16 @@ def check_crop_size(size: int) -> int:
         raise ExtractionError(
             f"--crop-size {size}: use {MIN_CROP}..{MAX_CROP} px (at least {MIN_CROP} for a 1 x 1 {LAYER} map, "
             f"at most the {INPUT_SIZE} px frame); the default is {DEFAULT_CROP}."
+        )
+    return size
+
+
+def check_glance_size(size: int) -> int:
+    """``size`` if it is a usable low-resolution glance side; ``ExtractionError`` with the allowed range otherwise."""
+    if not MIN_GLANCE <= size <= MAX_GLANCE:
+        raise ExtractionError(
+            f"--glance-size {size}: use {MIN_GLANCE}..{MAX_GLANCE} px (at least {MIN_GLANCE} for a 1 x 1 {LAYER} "
+            f"map, at most the {INPUT_SIZE} px frame); the default is {DEFAULT_GLANCE}."
         )
     return size
 
@@ -257,3 +276,25 @@ class Backbone:
         crops = torch.stack([rows[:, :, :, a : a + size] for a in starts], 2).reshape(-1, size, size, 3)
         pooled = [self.trunk(chunk).float().mean(dim=(2, 3)) for chunk in crops.split(CROP_CHUNK)]
         return torch.cat(pooled).reshape(b, GRID, GRID, FEATURE_DIM).to(torch.float16).cpu()
+
+    @torch.inference_mode()
+    def crop_cell(self, frame: Tensor, size: int, cell: int) -> Tensor:
+        """Cell ``cell`` (row-major) of ``crop_cells`` for one uint8 ``(224, 224, 3)`` frame, float16 ``(1024,)``,
+        computed from that one crop: what a policy attending one cell per frame runs."""
+        row, col = divmod(cell, GRID)
+        starts = crop_starts(size)
+        crop = frame[starts[row] : starts[row] + size, starts[col] : starts[col] + size]
+        out = self.trunk(crop[None].to(self.device, non_blocking=True)).float().mean(dim=(2, 3))
+        return out[0].to(torch.float16).cpu()
+
+    @torch.inference_mode()
+    def lowres_cells(self, frames: Tensor, size: int) -> Tensor:
+        """uint8 ``(B, H, W, 3)`` -> float32 ``(B, 7, 7, 1024)`` on the CPU: the ``inception5b`` map of each
+        frame downscaled to ``size`` px (``decode.resize_frame``), adaptive-average-pooled to the 7 x 7 grid.
+
+        The low-resolution glance of crop-cell stores: one cheap pass over the whole frame (at 112 px a
+        4 x 4 map, each grid cell averaging the map positions it overlaps).
+        """
+        small = np.stack([resize_frame(frame, size) for frame in frames.numpy()])
+        out = self.trunk(torch.from_numpy(small).to(self.device, non_blocking=True)).float()
+        return functional.adaptive_avg_pool2d(out, GRID).permute(0, 2, 3, 1).cpu()

@@ -14,7 +14,18 @@ from envs.files import FolderInUseError, refuse_if_locked
 from envs.store import StoreError, add_periphery, remove_store
 
 from . import datasets
-from .backbone import DEFAULT_CROP, IMAGENET_FILE, MAX_CROP, MIN_CROP, check_crop_size, imagenet_weights_path
+from .backbone import (
+    DEFAULT_CROP,
+    DEFAULT_GLANCE,
+    IMAGENET_FILE,
+    MAX_CROP,
+    MAX_GLANCE,
+    MIN_CROP,
+    MIN_GLANCE,
+    check_crop_size,
+    check_glance_size,
+    imagenet_weights_path,
+)
 from .datasets import ClipList
 from .errors import ExtractionError
 from .extract import ExtractOptions, Shard, default_workers, extract
@@ -137,7 +148,7 @@ def _add_common(parser: argparse.ArgumentParser, default_fps: float | None) -> N
         choices=["full", "crop"],
         help="full (default): the 7 x 7 cells of the whole frame's inception5b map; crop: each cell is the pooled "
         "inception5b output of a square crop centred on it (its own pixels only), and the store's periphery is "
-        "a pixel motion-energy glance",
+        "a glance (--glance)",
     )
     net.add_argument(
         "--crop-size",
@@ -146,6 +157,22 @@ def _add_common(parser: argparse.ArgumentParser, default_fps: float | None) -> N
         metavar="PX",
         help=f"side of a crop cell in pixels of the 224 px frame, {MIN_CROP}..{MAX_CROP} (default: {DEFAULT_CROP}); "
         "with --cells crop",
+    )
+    net.add_argument(
+        "--glance",
+        default=None,
+        choices=["motion", "lowres"],
+        help="the periphery of a --cells crop store: motion (default; per-cell pixel motion energy, k = 1, "
+        "about 0.4 MFLOP a frame) or lowres (the network on the frame downscaled to --glance-size px, pooled to "
+        "7 x 7, 64 channel-group means per cell)",
+    )
+    net.add_argument(
+        "--glance-size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help=f"side of the lowres glance's frame, {MIN_GLANCE}..{MAX_GLANCE} (default: {DEFAULT_GLANCE}, a quarter "
+        "of a full frame's FLOPs); with --glance lowres",
     )
     net.add_argument(
         "--batch-size",
@@ -397,6 +424,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_crop_size(args.crop_size)  # before the clip list is scanned
         if args.crop_size is not None and args.cells != "crop":
             raise ExtractionError(f"--crop-size {args.crop_size} needs --cells crop (full-frame cells have no crop).")
+        if args.glance is not None and args.cells != "crop":
+            raise ExtractionError(f"--glance {args.glance} needs --cells crop (a full-frame store's periphery is "
+                                  "the channel-group means of its cells).")
+        if args.glance_size is not None and args.glance != "lowres":
+            raise ExtractionError(f"--glance-size {args.glance_size} needs --cells crop --glance lowres.")
+        if args.glance_size is not None:
+            check_glance_size(args.glance_size)  # before the clip list is scanned
         from agents.checks import seed_problem
 
         if (problem := seed_problem("--seed", args.seed)) is not None:
@@ -416,6 +450,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=args.progress,
             cells=args.cells,
             crop_size=DEFAULT_CROP if args.crop_size is None else args.crop_size,
+            glance=args.glance or "motion",
+            glance_size=DEFAULT_GLANCE if args.glance_size is None else args.glance_size,
         )
         sampling = f"{args.frames} frames " + (f"at {args.fps:g} fps" if args.fps else "spread over each video")
         shard = f" (shard {args.shard})" if args.shard else ""

@@ -118,15 +118,19 @@ def _grab_all(cap: cv2.VideoCapture, header_fps: float) -> Iterator[tuple[int, f
         number += 1
 
 
+def resize_frame(image: np.ndarray, size: int) -> np.ndarray:
+    """``image`` (H, W, C) stretched to ``size`` x ``size``: the one resize rule of decoding and of the glances."""
+    h, w = image.shape[:2]
+    # area averaging where bilinear would alias (shrinking 2x or more); bilinear, 4x cheaper, otherwise
+    interp = cv2.INTER_AREA if max(w, h) >= 2 * size else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interp)
+
+
 def _retrieve(cap: cv2.VideoCapture, number: int, size: int) -> np.ndarray:
     ok, bgr = cap.retrieve()
     if not ok or bgr is None or bgr.size == 0:
         raise DecodeError(f"frame {number} was grabbed but could not be decoded")
-    h, w = bgr.shape[:2]
-    # area averaging where bilinear would alias (shrinking 2x or more); bilinear, 4x cheaper, otherwise
-    interp = cv2.INTER_AREA if max(w, h) >= 2 * size else cv2.INTER_LINEAR
-    small = cv2.resize(bgr, (size, size), interpolation=interp)
-    return cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(resize_frame(bgr, size), cv2.COLOR_BGR2RGB)
 
 
 def spread_indices(num_frames: int, frames: int) -> list[int]:
@@ -136,30 +140,36 @@ def spread_indices(num_frames: int, frames: int) -> list[int]:
     return [int((k + 0.5) * num_frames / frames) for k in range(frames)]
 
 
-def _sample_rate(path: Path, sampling: Sampling) -> tuple[list[np.ndarray], list[float], list[int]]:
+def _iter_rate(path: Path, sampling: Sampling) -> Iterator[tuple[np.ndarray, float, int]]:
+    """(image, time, frame number) of each fixed-rate sample in order, as soon as it is decoded."""
     assert sampling.fps is not None
     cap, header_fps = _open(path)
     targets = [k / sampling.fps for k in range(sampling.frames)]
-    images: list[np.ndarray] = []
-    times: list[float] = []
-    numbers: list[int] = []
+    k = 0
     try:
         for number, t, interval in _grab_all(cap, header_fps):
             # the frame nearest to a target time is the first whose time is past target - half a frame
             half = 0.5 * (1.0 / header_fps if header_fps else interval)
-            k = len(images)
             if t < targets[k] - half:
                 continue
             image = _retrieve(cap, number, sampling.size)
             while k < len(targets) and t >= targets[k] - half:
-                images.append(image)
-                times.append(t)
-                numbers.append(number)
+                yield image, t, number
                 k += 1
             if k == len(targets):
                 break
     finally:
         cap.release()
+
+
+def _sample_rate(path: Path, sampling: Sampling) -> tuple[list[np.ndarray], list[float], list[int]]:
+    images: list[np.ndarray] = []
+    times: list[float] = []
+    numbers: list[int] = []
+    for image, t, number in _iter_rate(path, sampling):
+        images.append(image)
+        times.append(t)
+        numbers.append(number)
     return images, times, numbers
 
 
@@ -232,3 +242,25 @@ def decode_clip(path: str | Path, sampling: Sampling) -> DecodedClip:
         frame_numbers=numbers + [numbers[-1]] * pad,
         valid_frames=valid,
     )
+
+
+def stream_clip(path: str | Path, sampling: Sampling) -> Iterator[np.ndarray]:
+    """The T sampled frames of a video in order (uint8 RGB ``(size, size, 3)``), the same as
+    :func:`decode_clip`'s, padding included: what a live system would feed its network frame by frame.
+
+    Fixed-rate sampling yields each frame as soon as it is decoded. Spread sampling needs the video's frame
+    count before its first frame, so it decodes the whole video first. Raises ``DecodeError`` like
+    ``decode_clip``.
+    """
+    path = Path(path)
+    if sampling.fps is None:
+        yield from decode_clip(path, sampling).frames
+        return
+    last, count = None, 0
+    for last, _, _ in _iter_rate(path, sampling):
+        count += 1
+        yield last
+    if last is None:
+        raise DecodeError("no frames could be decoded (the file opens but yields no video frames)")
+    for _ in range(sampling.frames - count):  # a short clip: repeat its last frame, as decode_clip pads
+        yield last

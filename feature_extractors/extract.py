@@ -32,12 +32,20 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from envs.periphery import MOTION_ENERGY_OPS_PER_PIXEL, MOTION_ENERGY_TRANSFORM, motion_energy
+from envs.periphery import (
+    LOWRES_GLANCE_TRANSFORM,
+    MOTION_ENERGY_OPS_PER_PIXEL,
+    MOTION_ENERGY_TRANSFORM,
+    default_periphery_dim,
+    motion_energy,
+    periphery,
+)
 from envs.store import ClipRecord, StoreWriter
 
 from .backbone import (
     BACKBONE,
     DEFAULT_CROP,
+    DEFAULT_GLANCE,
     FEATURE_DIM,
     GRID,
     INPUT_SIZE,
@@ -45,6 +53,7 @@ from .backbone import (
     NORMALISATION,
     Backbone,
     check_crop_size,
+    check_glance_size,
     trunk_flops,
 )
 from .datasets import ActorTrack, ClipList
@@ -55,6 +64,11 @@ from .errors import ExtractionError
 EXTRACTOR_VERSION = 1
 #: What a cell is: ``full`` = a cell of the whole frame's 7 x 7 map; ``crop`` = a crop centred on the cell.
 CELLS = ("full", "crop")
+#: The glance of a crop-cell store (its periphery): ``motion`` = pixel motion energy (k = 1); ``lowres`` =
+#: channel-group means of the backbone on the downscaled frame (k = 64).
+GLANCES = ("motion", "lowres")
+#: k of the low-resolution glance: the periphery's default for D = 1024 on the 7 x 7 grid.
+LOWRES_GLANCE_DIM = default_periphery_dim(FEATURE_DIM, GRID * GRID)
 
 
 @dataclass(frozen=True)
@@ -86,8 +100,9 @@ class Shard:
 class ExtractOptions:
     """How to extract. ``fps=None`` spreads ``frames`` over each whole video; ``batch_size`` /
     ``workers`` of ``None`` pick defaults for the device and machine. ``cells="crop"`` makes each cell the
-    pooled features of a ``crop_size`` px crop centred on it, with a pixel motion-energy glance as the
-    store's periphery."""
+    pooled features of a ``crop_size`` px crop centred on it, with a glance as the store's periphery:
+    ``glance="motion"`` (pixel motion energy) or ``"lowres"`` (the backbone on the frame downscaled to
+    ``glance_size`` px)."""
 
     frames: int = 30
     fps: float | None = 10.0
@@ -100,6 +115,8 @@ class ExtractOptions:
     progress: bool = True
     cells: str = "full"
     crop_size: int = DEFAULT_CROP
+    glance: str = "motion"
+    glance_size: int = DEFAULT_GLANCE
 
 
 @dataclass
@@ -152,13 +169,31 @@ def cell_settings(cells: str, crop_size: int, trunk: torch.nn.Module) -> dict[st
 
 
 def glance_description(size: int = INPUT_SIZE) -> dict[str, Any]:
-    """``meta.json``'s periphery entry of a crop-cell store: the pixel motion-energy glance (k = 1)."""
+    """``meta.json``'s periphery entry of a crop-cell store with the pixel motion-energy glance (k = 1)."""
     return {
         "transform": MOTION_ENERGY_TRANSFORM,
         "dim": 1,
         "kind": "motion energy: per-cell mean |grey difference| against the previous sampled frame, grey in [0, 1]",
         "flops_per_frame": MOTION_ENERGY_OPS_PER_PIXEL * size * size,
     }
+
+
+def lowres_glance_description(size: int, trunk: torch.nn.Module, dim: int = LOWRES_GLANCE_DIM) -> dict[str, Any]:
+    """``meta.json``'s periphery entry of a crop-cell store with the low-resolution glance, its FLOPs
+    measured once (the network at ``size`` px; the resize and the pooling are left out, under 0.1 %)."""
+    return {
+        "transform": LOWRES_GLANCE_TRANSFORM,
+        "dim": dim,
+        "size": size,
+        "kind": f"low-resolution backbone: {LAYER} of the frame downscaled to {size} px, adaptive-average-pooled "
+        f"to {GRID} x {GRID}, {dim} channel-group means per cell",
+        "flops_per_frame": trunk_flops(trunk, size),
+    }
+
+
+def lowres_glance(backbone: Backbone, frames: torch.Tensor, size: int, dim: int = LOWRES_GLANCE_DIM) -> np.ndarray:
+    """The low-resolution glance of uint8 frames ``(B, 224, 224, 3)``: float32 ``(B, 7, 7, dim)``."""
+    return periphery(backbone.lowres_cells(frames, size).numpy(), dim)
 
 
 def store_settings(clips: ClipList, sampling: Sampling, weights_identity: str, shard: Shard | None) -> dict[str, Any]:
@@ -348,12 +383,20 @@ class Plan:
     done_before: int
     actors: dict[str, ActorTrack] | None = None  # actor boxes by video id: the store gets core.npy
     crop_size: int | None = None  # crop cells of this side (and a pixel glance); None: full-frame cells
+    lowres_size: int | None = None  # the low-resolution glance's side, when it is the store's periphery
 
     def features(self, batch: torch.Tensor) -> np.ndarray:
         """float16 ``(B, 7, 7, 1024)`` cells of a uint8 ``(B, 224, 224, 3)`` batch."""
         if self.crop_size is None:
             return self.backbone(batch).numpy()
         return self.backbone.crop_cells(batch, self.crop_size).numpy()
+
+    def clip_glance(self, frames: torch.Tensor | np.ndarray) -> np.ndarray | None:
+        """The low-resolution glance of one clip's T frames, run as one batch of T (so a clip's values do not
+        depend on its neighbours, as for the features); None when the store has another periphery."""
+        if self.lowres_size is None:
+            return None
+        return lowres_glance(self.backbone, torch.as_tensor(np.asarray(frames)), self.lowres_size)
 
 
 def plan_extraction(clips: ClipList, out: str | Path, options: ExtractOptions) -> Plan:
@@ -371,6 +414,14 @@ def plan_extraction(clips: ClipList, out: str | Path, options: ExtractOptions) -
     crop = options.cells == "crop"
     if crop:
         check_crop_size(options.crop_size)
+    if options.glance not in GLANCES:
+        raise ExtractionError(f"--glance {options.glance!r}: choose {' or '.join(GLANCES)}.")
+    lowres = options.glance == "lowres"
+    if lowres and not crop:
+        raise ExtractionError("--glance lowres needs --cells crop (a full-frame store's periphery is the "
+                              "channel-group means of its cells).")
+    if lowres:
+        check_glance_size(options.glance_size)
     backbone = Backbone.build(options.weights, options.seed, options.device)
     for note in backbone.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -391,7 +442,8 @@ def plan_extraction(clips: ClipList, out: str | Path, options: ExtractOptions) -
         subsets=clips.subsets,
         splits=clips.splits,
         with_core=clips.actors is not None,
-        glance=glance_description(sampling.size) if crop else None,
+        glance=(lowres_glance_description(options.glance_size, backbone.trunk) if lowres
+                else glance_description(sampling.size) if crop else None),
     )
     done_before = len(writer.done)
     pending = writer.pending_rows()
@@ -403,7 +455,7 @@ def plan_extraction(clips: ClipList, out: str | Path, options: ExtractOptions) -
     jobs = [(row, writer.records[row].source) for row in pending if row not in writer.failed]
     assert all(src is not None for _, src in jobs)
     return Plan(out, writer, sampling, backbone, batch_size, pending, jobs, done_before, clips.actors,  # type: ignore[arg-type]
-                options.crop_size if crop else None)
+                options.crop_size if crop else None, options.glance_size if lowres else None)
 
 
 #: (row, frame) of each filled batch position
@@ -448,7 +500,7 @@ class ClipAssembler:
             "valid_frames": int(item["valid_frames"]),
             "timestamps": [float(t) for t in item["timestamps"]],
             "core": self._core(row, item),
-            "periphery": None if item.get("glance") is None else np.asarray(item["glance"], dtype=np.float32),
+            "periphery": self._glance(item),
         }
         for frame in range(frames_per_clip):
             self._batch_array[len(self._slots)] = frames[frame]
@@ -456,6 +508,12 @@ class ClipAssembler:
             if len(self._slots) == self.plan.batch_size:
                 slots, self._slots = self._slots, []
                 yield slots
+
+    def _glance(self, item: dict[str, Any]) -> np.ndarray | None:
+        """The clip's pixel glance: motion energy from the decoder, or the low-resolution pass run here."""
+        if item.get("glance") is not None:
+            return np.asarray(item["glance"], dtype=np.float32)
+        return self.plan.clip_glance(item["frames"])
 
     def _core(self, row: int, item: dict[str, Any]) -> np.ndarray | None:
         """The clip's ground-truth core (T, K*K) from its actor boxes, None without them."""
@@ -568,8 +626,10 @@ def extract(clips: ClipList, out: str | Path, options: ExtractOptions | None = N
     plan = plan_extraction(clips, out, options)
     cuda = plan.backbone.device.type == "cuda"
     workers = default_workers() if options.workers is None else options.workers
+    # the motion-energy glance is computed by the decoders; the low-resolution one needs the network
+    motion_glance = plan.crop_size is not None and plan.lowres_size is None
     loader = DataLoader(
-        _ClipFrames(plan.jobs, plan.sampling, glance=plan.crop_size is not None),  # type: ignore[arg-type]
+        _ClipFrames(plan.jobs, plan.sampling, glance=motion_glance),  # type: ignore[arg-type]
         batch_size=None,
         num_workers=workers,
         prefetch_factor=4 if workers else None,
@@ -617,6 +677,8 @@ __all__ = [
     "decoder_init",
     "extract",
     "glance_description",
+    "lowres_glance",
+    "lowres_glance_description",
     "plan_extraction",
     "run_pipeline",
     "store_settings",

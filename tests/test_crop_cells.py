@@ -1,10 +1,12 @@
-"""Crop cells (``--cells crop``) and the pixel motion-energy glance that is their store's periphery."""
+"""Crop cells (``--cells crop``) and the glances that are their store's periphery: pixel motion energy
+(``--glance motion``) and the backbone on the downscaled frame (``--glance lowres``)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import cv2
 import gymnasium
 import numpy as np
 import pytest
@@ -13,13 +15,13 @@ from store_fixtures import generic_store
 from video_fixtures import make_video_list
 
 from agents.policy import Policy
-from envs.periphery import MOTION_ENERGY_TRANSFORM, motion_energy
+from envs.periphery import LOWRES_GLANCE_TRANSFORM, MOTION_ENERGY_TRANSFORM, motion_energy
 from envs.store import FeatureStore, StoreFormatError, StoreWriter, add_periphery
 from feature_extractors import merge
-from feature_extractors.backbone import Backbone, check_crop_size, crop_starts, trunk_flops
+from feature_extractors.backbone import Backbone, check_crop_size, check_glance_size, crop_starts, trunk_flops
 from feature_extractors.cli import main
 from feature_extractors.errors import ExtractionError
-from feature_extractors.extract import glance_description
+from feature_extractors.extract import glance_description, lowres_glance, lowres_glance_description
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,16 @@ def test_a_crop_cell_is_the_pooled_output_of_its_crop_alone(backbone: Backbone) 
         alone = pooled(backbone, frames[f, a : a + 64, b : b + 64])
         np.testing.assert_allclose(cells[f, i, j].astype(np.float32), alone, rtol=2e-3, atol=1e-3)
     assert not np.allclose(cells[0, 0, 0], cells[0, 3, 4])  # cells see different pixels
+
+
+def test_one_crop_cell_alone_is_the_cell_of_all_crops(backbone: Backbone) -> None:
+    frame = random_frames(1, seed=3)
+    cells = backbone.crop_cells(frame, 64).numpy()[0]
+    for cell in (0, 10, 24, 48):
+        alone = backbone.crop_cell(frame[0], 64, cell).numpy()
+        assert alone.shape == (1024,) and alone.dtype == np.float16
+        np.testing.assert_allclose(alone.astype(np.float32), cells[divmod(cell, 7)].astype(np.float32),
+                                   rtol=2e-3, atol=1e-3)
 
 
 def test_pixels_outside_a_crop_leave_its_cell_unchanged(backbone: Backbone) -> None:
@@ -222,3 +234,94 @@ def test_the_motion_periphery_of_a_crop_cell_store_is_refused_naming_the_cell_mo
     with pytest.raises(ValueError, match="crop cells \\(meta.json cells='crop'\\)") as caught:
         gymnasium.make("StoreGlimpse-v0", data_root=str(store), observation_mode="glimpse", periphery_motion=True)
     assert "\n" not in str(caught.value)
+
+
+def test_the_lowres_glance_is_the_backbone_on_the_downscaled_frame_pooled_and_grouped(backbone: Backbone) -> None:
+    frames = random_frames(2, seed=2)
+    glance = lowres_glance(backbone, frames, 112)
+    assert glance.shape == (2, 7, 7, 64) and glance.dtype == np.float32
+    for f in range(2):
+        small = cv2.resize(frames[f].numpy(), (112, 112), interpolation=cv2.INTER_AREA)  # exactly 2 x 2 means
+        with torch.inference_mode():
+            fmap = backbone.trunk(torch.from_numpy(small)[None]).float()[0].numpy()  # (1024, 4, 4)
+        assert fmap.shape == (1024, 4, 4)
+        for i, j in [(0, 0), (2, 5), (3, 3), (6, 1)]:
+            # adaptive average pooling: grid cell i averages map rows floor(4i/7) .. ceil(4(i+1)/7) - 1
+            rows = slice(4 * i // 7, -(-4 * (i + 1) // 7))
+            cols = slice(4 * j // 7, -(-4 * (j + 1) // 7))
+            cell = fmap[:, rows, cols].mean(axis=(1, 2))
+            expected = cell.reshape(64, 16).mean(axis=1)  # 64 groups of 16 channels
+            np.testing.assert_allclose(glance[f, i, j], expected, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(glance[0, 0, 0], glance[0, 6, 6])
+
+
+def test_the_lowres_glance_description_has_its_size_and_flops(backbone: Backbone) -> None:
+    entry = lowres_glance_description(112, backbone.trunk)
+    assert entry["transform"] == LOWRES_GLANCE_TRANSFORM and entry["dim"] == 64 and entry["size"] == 112
+    assert entry["flops_per_frame"] == pytest.approx(0.766e9, rel=1e-3)  # a quarter of the 224 px frame
+    assert "112 px" in entry["kind"]
+
+
+@pytest.mark.parametrize("size", [16, 31, 225])
+def test_a_glance_size_outside_the_range_is_a_one_line_error(size: int, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ExtractionError, match=r"use 32\.\.224 px"):
+        check_glance_size(size)
+    args = ["videos", "--list", "nowhere.txt", "--out", "nowhere", "--cells", "crop", "--glance", "lowres",
+            "--glance-size", str(size)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--glance-size" in err and "32..224" in err and not Path("nowhere").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--glance", "lowres"], "--glance lowres needs --cells crop"),
+        (["--cells", "crop", "--glance-size", "112"], "--glance-size 112 needs --cells crop --glance lowres"),
+    ],
+)
+def test_glance_options_need_crop_cells(extra: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["videos", "--list", "nowhere.txt", "--out", "nowhere", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err
+
+
+def test_a_store_resumes_only_with_the_glance_it_was_begun_with(tmp_path: Path, backbone: Backbone) -> None:
+    from envs.store import ClipRecord
+
+    records = [ClipRecord(video_id="v", labels=[0], subset="train")]
+    kwargs = {"class_names": ["a"], "records": records, "frames": 2, "grid": 7, "feature_dim": 8}
+    lowres = lowres_glance_description(112, backbone.trunk, dim=4)
+    StoreWriter.open(tmp_path / "s", glance=lowres, **kwargs).close()
+    StoreWriter.open(tmp_path / "s", glance=lowres, **kwargs).close()  # the same glance resumes
+    for other in (glance_description(), {**lowres, "size": 96}, None):
+        with pytest.raises(StoreFormatError, match="whose periphery is the glance lowres_backbone_group_mean/v1"):
+            StoreWriter.open(tmp_path / "s", glance=other, **kwargs)
+
+
+@pytest.mark.slow
+def test_a_lowres_glance_extraction_opens_in_glimpse_mode_and_passes_the_env_checker(tmp_path: Path) -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    import envs  # noqa: F401  (registers the ids)
+
+    listing, classes = make_video_list(tmp_path / "videos")
+    out = tmp_path / "lowres"
+    args = ["videos", "--list", str(listing), "--classes", str(classes), "--out", str(out), "-T", "3",
+            "--weights", "random", "--device", "cpu", "--batch-size", "4", "--workers", "0", "--no-progress",
+            "--cells", "crop", "--glance", "lowres", "--glance-size", "96"]
+    assert main(args) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["periphery"]["transform"] == LOWRES_GLANCE_TRANSFORM and meta["periphery"]["size"] == 96
+    assert meta["periphery"]["dim"] == 64 and meta["periphery"]["flops_per_frame"] == pytest.approx(0.550e9, rel=1e-3)
+    assert meta["cnn_flops_per_frame"] == 49 * meta["cnn_flops_per_cell"]
+    store = FeatureStore(out)
+    glance = np.asarray(store.open_periphery(64), dtype=np.float32)
+    assert glance.shape == (3, 3, 7, 7, 64) and glance.any()
+    env = gymnasium.make("StoreGlimpse-v0", data_root=str(out), subset="train", observation_mode="glimpse")
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, info = env.reset(seed=0, options={"video_index": 0})
+    assert obs["periphery"].shape == (7, 7, 64)
+    row = [r.video_id for r in store.records].index(info["video_id"])
+    np.testing.assert_array_equal(obs["periphery"], glance[row, 0])
+    env.close()

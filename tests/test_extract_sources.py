@@ -25,7 +25,7 @@ from feature_extractors.backbone import (
     load_googlenet,
     resolve_device,
 )
-from feature_extractors.decode import DecodeError, Sampling, decode_clip, spread_indices
+from feature_extractors.decode import DecodeError, Sampling, decode_clip, spread_indices, stream_clip
 from feature_extractors.errors import ExtractionError
 from feature_extractors.extract import Shard
 
@@ -88,6 +88,19 @@ def test_spread_does_not_trust_the_header_frame_count(
     clip = decode_clip(path, Sampling(frames=4, fps=None))
     assert clip.frame_numbers == spread_indices(40, 4) == [5, 15, 25, 35]
     assert [read_frame_number(f) for f in clip.frames] == clip.frame_numbers
+
+
+@pytest.mark.parametrize("fps", [10.0, None], ids=["fixed-rate", "spread"])
+@pytest.mark.parametrize("name", ["brush_hair/brush_hair_a.avi", "shoot_ball/shoot_ball_short.avi"])
+def test_a_streamed_clip_is_the_decoded_clip(data: dict[str, Path], name: str, fps: float | None) -> None:
+    sampling = Sampling(frames=5, fps=fps)
+    streamed = list(stream_clip(data["videos"] / name, sampling))
+    np.testing.assert_array_equal(np.stack(streamed), decode_clip(data["videos"] / name, sampling).frames)
+
+
+def test_a_stream_of_an_undecodable_video_raises_with_a_reason(data: dict[str, Path]) -> None:
+    with pytest.raises(DecodeError, match="empty"):
+        next(stream_clip(data["videos"] / "wave" / "wave_empty.avi", Sampling(frames=4)))
 
 
 @pytest.mark.parametrize(

@@ -99,6 +99,7 @@ class LstmPPO(EpisodeAlgorithm):
 
     hyperparams_class = LstmPPOHyperparams
     hp: LstmPPOHyperparams
+    learns_to_stop = True
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any], hyperparams: LstmPPOHyperparams, **kwargs: Any) -> None:
         if hyperparams.class_loss not in CLASS_LOSSES:
@@ -133,7 +134,7 @@ class LstmPPO(EpisodeAlgorithm):
         moments.fold(returns[step_mask > 0])
         value_targets = moments.normalize(returns)
         loc_mask = location_step_mask(step_mask)
-        early_exit = batch.stop_log_prob is not None
+        early_exit = batch.stop_log_prob is not None and self.stopping
         stop_mask = stop_step_mask(step_mask, self.episode_length) if early_exit else torch.zeros_like(step_mask)
         # Log-probability of the sampled action parts: the cell (not at the last step), the stop choice (with
         # early exit), and the class when it is sampled (reward only); the hybrid's class is the class head's

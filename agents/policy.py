@@ -94,12 +94,15 @@ class NetworkPolicy(Policy):
         self.location_rule = location_rule
         self.sample_class = sample_class
         self.generator = generator
+        #: whether the stop head may end an episode (a learner keeps it False while its class head warms up)
+        self.allow_stop = True
         self.needs_core_mask = location_rule == "oracle"
         self.device = next(network.parameters()).device
         self._state: NetState | None = None
 
     def reset(self, n: int) -> None:
         self._state = self.network.initial_state(n, self.device)
+        self._continue = torch.ones(n, device=self.device)  # chance that the stop head has not stopped yet
 
     @torch.no_grad()
     def step(
@@ -123,9 +126,18 @@ class NetworkPolicy(Policy):
         else:
             cls = sample(cls_logp.exp(), self.generator)
         parts, stop_log_prob = [location, cls], None
-        if out.stop_logits is not None:  # stop when the stop head says so (argmax), or by a draw when exploring
+        if out.stop_logits is not None:
+            # Exploring: a draw at each step. Deterministic: stop at the median of the stopping time those draws
+            # give, once the chance of having stopped by now passes one half (the per-step argmax would never
+            # stop while each step's chance is small, unlike the policy that was trained).
             stop_logp = torch.log_softmax(out.stop_logits[0], -1)  # (B, 2)
-            stop = stop_logp.argmax(-1) if deterministic else sample(stop_logp.exp(), self.generator)
+            self._continue = self._continue * (1.0 - stop_logp[:, 1].exp())
+            if deterministic:
+                stop = (self._continue < 0.5).long()
+            else:
+                stop = sample(stop_logp.exp(), self.generator)
+            if not self.allow_stop:
+                stop = torch.zeros_like(stop)
             parts.append(stop)
             stop_log_prob = stop_logp.gather(-1, stop[:, None]).squeeze(-1)
         return StepResult(

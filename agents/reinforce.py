@@ -109,6 +109,7 @@ class Reinforce(EpisodeAlgorithm):
     hyperparams_class = ReinforceHyperparams
     detach_value = True
     hp: ReinforceHyperparams
+    learns_to_stop = True
 
     def param_groups(self) -> list[dict[str, Any]]:
         """The location and stop heads in groups of their own (``location_lr_scale``, ``stop_lr_scale``)."""
@@ -128,7 +129,7 @@ class Reinforce(EpisodeAlgorithm):
         logp = taken_log_prob(loc_logp, batch.actions[..., 0].to(dev))  # (L, B)
         mask = location_step_mask(steps)
         # Steps whose action mattered: the location choices, and with a stop head the stop choices.
-        stop_mask = stop_step_mask(steps, self.episode_length) if out.stop_logits is not None else None
+        stop_mask = stop_step_mask(steps, self.episode_length) if self.stopping else None
         acted = mask if stop_mask is None else torch.maximum(mask, stop_mask)
         returns = returns_to_go(batch.rewards.to(dev)) * hp.reward_scale  # (L, B)
         # The baseline predicts standardised returns (see EpisodeAlgorithm.return_moments).

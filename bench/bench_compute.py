@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--full", type=Path, required=True, help="full-frame store (extracted with --actors)")
     p.add_argument("--crop", type=Path, required=True, help="crop-cell store of the same videos")
-    p.add_argument("--costs", type=float, nargs="*", default=[0.05, 0.2],
-                   help="frame_cost of the early-exit rows (default: 0.05 0.2)")
+    p.add_argument("--costs", type=float, nargs="*", default=[0.05, 0.1, 0.2, 0.25, 0.3],
+                   help="frame_cost of the early-exit rows (default: 0.05 0.1 0.2 0.25 0.3)")
     p.add_argument("--logdir", type=Path, default=Path("runs/compute"))
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)

@@ -69,13 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for flag, value, least in limits:
         if value is not None and value < least:
             parser.error(f"{flag} must be >= {least}, got {value}")
-    from agents.checks import seed_problem
+    from agents.common.checks import seed_problem
 
     if (problem := seed_problem("--seed", args.seed)) is not None:
         parser.error(problem)
     if args.export_activitynet and (args.compare or args.split or len(args.runs) > 1):
         parser.error("--export-activitynet writes the predictions of a single run; pass one run folder")
-    from agents.devices import DeviceError, check_device, set_threads
+    from agents.common.devices import DeviceError, check_device, set_threads
 
     try:
         check_device(args.device)

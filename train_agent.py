@@ -6,8 +6,8 @@
     python train_agent.py --algo sb3_contrib:TRPO                # any SB3-compatible class
     python train_agent.py --resume runs/SyntheticGlimpse-v0__reinforce__0__20250101-120000
 
-Algorithms (``--algo``) come from ``agents.registry``; their hyperparameter defaults from
-``agents/hyperparams/<algo>.yml`` (keyed by env id; ``--hyperparams my.yml`` overrides, flat or keyed).
+Algorithms (``--algo``) come from ``agents.training.registry``; their hyperparameter defaults from
+``agents/training/hyperparams/<algo>.yml`` (keyed by env id; ``--hyperparams my.yml`` overrides, flat or keyed).
 ``--total-timesteps`` counts environment steps for every algorithm. The run folder
 ``<logdir>/<env>__<algo>__<seed>__<time>/`` holds ``config.json``, TensorBoard events, ``checkpoints/``, the
 final model, ``eval.jsonl`` and ``result.json``. Ctrl-C writes a checkpoint that ``--resume`` continues
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_args(args: argparse.Namespace) -> None:
     """Refuse bad numbers before anything is built (a :class:`CliError` per problem, one line)."""
-    from agents.checks import count_problem, seed_problem
+    from agents.common.checks import count_problem, seed_problem
 
     checks = [("--n-envs", args.n_envs, 1), ("--total-timesteps", args.total_timesteps, 1),
               ("--eval-every", args.eval_every, 0), ("--checkpoint-every", args.checkpoint_every, 0),
@@ -106,14 +106,14 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def _eval_env(env_id: str, env_kwargs: dict[str, Any], n_clips_hint: int | None) -> Any:
-    from agents.envutil import eval_env_kwargs, make_vector_env
+    from agents.training.envutil import eval_env_kwargs, make_vector_env
 
     n = EVAL_ENVS if n_clips_hint is None else min(EVAL_ENVS, n_clips_hint)
     return make_vector_env(env_id, eval_env_kwargs(env_kwargs), n)
 
 
 def _config(args: argparse.Namespace, argv: list[str], **fields: Any) -> dict[str, Any]:
-    from agents.runs import CONFIG_FORMAT, git_commit, package_versions
+    from agents.training.runs import CONFIG_FORMAT, git_commit, package_versions
 
     return {
         "format": CONFIG_FORMAT,
@@ -129,11 +129,11 @@ def _config(args: argparse.Namespace, argv: list[str], **fields: Any) -> dict[st
 
 def start(args: argparse.Namespace, argv: list[str]) -> tuple[Any, Any, dict[str, Any]]:
     """A fresh run: validate everything, build the algorithm, then create the run folder."""
-    from agents.devices import check_device
-    from agents.envutil import register_envs
-    from agents.hyperparams import load_hyperparams
-    from agents.registry import resolve_algorithm
-    from agents.runs import RunFolder, run_name
+    from agents.common.devices import check_device
+    from agents.training.envutil import register_envs
+    from agents.training.hyperparams import load_hyperparams
+    from agents.training.registry import resolve_algorithm
+    from agents.training.runs import RunFolder, run_name
 
     register_envs()
     import envs
@@ -184,9 +184,9 @@ def start(args: argparse.Namespace, argv: list[str]) -> tuple[Any, Any, dict[str
 
 def resume(args: argparse.Namespace, argv: list[str]) -> tuple[Any, Any, dict[str, Any]]:
     """Continue a run folder from its latest checkpoint, with its own recorded settings."""
-    from agents.devices import check_device
-    from agents.registry import resolve_algorithm
-    from agents.runs import RunFolder, write_json
+    from agents.common.devices import check_device
+    from agents.training.registry import resolve_algorithm
+    from agents.training.runs import RunFolder, write_json
 
     run = RunFolder(args.resume)
     if not run.path.is_dir():
@@ -202,7 +202,7 @@ def resume(args: argparse.Namespace, argv: list[str]) -> tuple[Any, Any, dict[st
 
 def _resume_locked(run: Any, args: argparse.Namespace, argv: list[str], check_device: Any, resolve_algorithm: Any,
                    write_json: Any) -> tuple[Any, Any, dict[str, Any]]:
-    from agents.runs import RunFolderError
+    from agents.training.runs import RunFolderError
 
     config = run.read_config()
     for flag, given, recorded in (("--env", args.env, config["env_id"]), ("--algo", args.algo, config["algo"])):
@@ -251,7 +251,7 @@ def _load_newest_intact(run: Any, build: Any) -> tuple[Any, Path]:
     """A freshly built algorithm with the newest checkpoint of ``run`` that loads (a kill during a save, a full
     disk or a bad copy can leave the newest one damaged). A damaged one is renamed ``*.damaged`` (so neither
     pruning nor a later resume takes it) and the fall-back is printed."""
-    from agents.runs import FormatError, RunFolderError
+    from agents.training.runs import FormatError, RunFolderError
 
     damaged: list[str] = []
     for _, checkpoint in reversed(run.checkpoints()):
@@ -279,12 +279,12 @@ def _load_newest_intact(run: Any, build: Any) -> tuple[Any, Path]:
 
 
 def main(argv: list[str] | None = None, on_eval: Callable[[dict[str, Any]], None] | None = None) -> int:
-    """Run the command line; ``on_eval`` receives every evaluation record (used by ``agents.sweep``)."""
+    """Run the command line; ``on_eval`` receives every evaluation record (used by ``agents.training.sweep``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         check_args(args)
-        from agents.devices import set_threads
+        from agents.common.devices import set_threads
 
         set_threads(args.threads)
         return _train(args, argv, on_eval)
@@ -292,12 +292,12 @@ def main(argv: list[str] | None = None, on_eval: Callable[[dict[str, Any]], None
         print(f"train_agent.py: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        from agents.devices import DeviceError
-        from agents.envutil import EnvBuildError, IncompatibleEnvError
-        from agents.hyperparams import HyperparamError
-        from agents.registry import UnknownAlgorithmError
-        from agents.runs import RunFolderError
-        from agents.sb3 import UnsupportedActionSpaceError
+        from agents.algorithms.sb3 import UnsupportedActionSpaceError
+        from agents.common.devices import DeviceError
+        from agents.training.envutil import EnvBuildError, IncompatibleEnvError
+        from agents.training.hyperparams import HyperparamError
+        from agents.training.registry import UnknownAlgorithmError
+        from agents.training.runs import RunFolderError
         from envs.files import FolderInUseError
         from envs.sources import InvalidFeaturesError
         from envs.store import StoreError
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None, on_eval: Callable[[dict[str, Any]], None
 
 
 def _train(args: argparse.Namespace, argv: list[str], on_eval: Callable[[dict[str, Any]], None] | None) -> int:
-    from agents.training import TrainingSession
+    from agents.training.session import TrainingSession
 
     algo, eval_env, plan = resume(args, argv) if args.resume is not None else start(args, argv)
     run = plan["run"]

@@ -90,7 +90,7 @@ def skill(accuracy: float, rung: str) -> float:
 
 def learning_curve_skill(folder: Path, rung: str) -> float | None:
     """Mean skill over the run's training-time test evaluations (``eval.jsonl``): the area under its curve."""
-    from agents.runs import RunFolder
+    from agents.training.runs import RunFolder
 
     evals = RunFolder(folder).read_evals() if folder.is_dir() else []
     return sum(skill(e["accuracy"], rung) for e in evals) / len(evals) if evals else None

@@ -5,7 +5,7 @@
 
 Both sides train the same trials (``reinforce`` on ``SyntheticGlimpse-v0``, seeds 0..N-1, one torch thread
 each, evaluation on ``--eval-clips`` test clips at the end) with ``train_agent.py``'s code: sequentially via
-``train_agent.main`` in this process, and through ``python -m agents.sweep``'s ``main`` (Ray start-up,
+``train_agent.main`` in this process, and through ``python -m agents.training.sweep``'s ``main`` (Ray start-up,
 Tune, one trial per CPU at a time, Ray shut-down all included). Prints both wall times and the ratio
 (target >= 1.6x with 2 CPUs) with the machine's load average, since on a shared machine the other jobs
 take cores from either side. Not a test: it prints figures.
@@ -44,7 +44,7 @@ def sequential(args: argparse.Namespace, out: Path) -> float:
 
 
 def on_ray(args: argparse.Namespace, out: Path) -> float:
-    from agents import sweep
+    from agents.training import sweep
 
     start = time.perf_counter()
     argv = ["--algos", "reinforce", "--env", ENV_ID, "--env-kwargs", *trial_kwargs(args), "--seeds",

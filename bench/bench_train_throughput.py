@@ -12,7 +12,7 @@ hyperparameters, and prints both rates and their ratio: what reading features fr
 first exports an HMDB-style store there if there is none: 10 classes x 24 clips of 30 x 7 x 7 x 1024 float16
 (690 MB, no core annotation, like an extracted one).
 
-Every algorithm trains through its ``agents.registry`` builder with its shipped hyperparameters for the env,
+Every algorithm trains through its ``agents.training.registry`` builder with its shipped hyperparameters for the env,
 except the widths: LSTM ``--width`` units (1 layer) for ``reinforce``, ``lstm_ppo`` and ``recurrent_ppo``,
 ``[width, width]`` MLP for ``ppo``, and a ``width``-wide glimpse encoding for all. The clock covers
 training only (rollouts and updates, not construction nor evaluation): the first stretch is a warm-up
@@ -35,10 +35,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # train_agent.py's --env-kwargs parser
 
 import envs
-from agents.devices import DeviceError, check_device, set_threads
+from agents.common.devices import DeviceError, check_device, set_threads
 from agents.evaluation.metrics import counting_flops
-from agents.hyperparams import deep_merge, load_hyperparams
-from agents.registry import resolve_algorithm
+from agents.training.hyperparams import deep_merge, load_hyperparams
+from agents.training.registry import resolve_algorithm
 
 ENV = "SyntheticGlimpse-v0"
 

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import googlenet
 
-from agents.devices import DeviceError, check_device
+from agents.common.devices import DeviceError, check_device
 
 from .errors import ExtractionError
 

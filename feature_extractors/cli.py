@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from agents.cluster import ClusterError
+from agents.common.cluster import ClusterError
 from envs.files import FolderInUseError, refuse_if_locked
 from envs.store import StoreError, add_periphery, remove_store
 
@@ -397,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_crop_size(args.crop_size)  # before the clip list is scanned
         if args.crop_size is not None and args.cells != "crop":
             raise ExtractionError(f"--crop-size {args.crop_size} needs --cells crop (full-frame cells have no crop).")
-        from agents.checks import seed_problem
+        from agents.common.checks import seed_problem
 
         if (problem := seed_problem("--seed", args.seed)) is not None:
             raise ExtractionError(problem)

@@ -116,7 +116,7 @@ def test_sweep_refuses_bad_seeds_and_step_counts_before_ray_starts(tmp_path: Pat
                                                                    needle: str) -> None:
     out = tmp_path / "sweep"
     # Ray is made unimportable: a sweep that got as far as starting it would fail differently
-    code = "import sys; sys.modules['ray'] = None; from agents.sweep import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; sys.modules['ray'] = None; from agents.training.sweep import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.run([sys.executable, "-c", code, "--algos", "random", "--env-kwargs", *TINY, "--out", str(out),
                            *args], cwd=ROOT, env=marked_env("none"), capture_output=True, text=True, timeout=300)
     one_line_error(proc, 2, "sweep: error:", needle)

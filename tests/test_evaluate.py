@@ -17,13 +17,13 @@ import yaml
 from train_fixtures import TINY_ENV
 
 import evaluate
+from agents.algorithms.network import GlimpseNetwork, NetworkConfig
+from agents.algorithms.policy import NetworkPolicy
 from agents.evaluation.compare import compare, evaluate_splits
 from agents.evaluation.metrics import googlenet_flops_per_frame, measure_cost
 from agents.evaluation.report import Options, evaluate_run
 from agents.evaluation.run import EVAL_MD, IMAGES_DIR, RunError, load_run_policy, open_run
-from agents.network import GlimpseNetwork, NetworkConfig
-from agents.policy import NetworkPolicy
-from agents.runs import RunFolder
+from agents.training.runs import RunFolder
 from envs.periphery import default_periphery_dim
 from envs.render import CELL_PIXELS, HEADER_PIXELS
 from envs.synthetic import SyntheticConfig, export_synthetic_store

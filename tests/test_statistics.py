@@ -11,8 +11,8 @@ import pytest
 import yaml
 from train_fixtures import SMALL_NET, TINY
 
-from agents import statistics
-from agents.statistics import SeedGroup, estimate
+from agents.evaluation import statistics
+from agents.evaluation.statistics import SeedGroup, estimate
 
 pytest.importorskip("rliable")
 

@@ -1,6 +1,6 @@
 """How a policy is scored: the home of evaluation (``evaluate.py`` is its command line).
 
-- :mod:`~agents.evaluation.sweep`: the one evaluation loop (:func:`run_sweep`, lockstep batches of whole
+- :mod:`~agents.evaluation.episodes`: the one evaluation loop (:func:`run_sweep`, lockstep batches of whole
   episodes) and the clip prediction rule (per-step softmax summed over the clip; why: its docstring);
   :func:`evaluate_policy` is training's periodic test evaluation over the same loop.
 - :mod:`~agents.evaluation.metrics`: pure scores of a sweep: accuracy, top-k, confusion, per class, the
@@ -14,6 +14,6 @@ Only the sweep is imported here (training needs it; the rest loads torch's FLOP 
 matplotlib on first use).
 """
 
-from agents.evaluation.sweep import AGGREGATION, EvalResult, Sweep, choose_clips, evaluate_policy, run_sweep
+from agents.evaluation.episodes import AGGREGATION, EvalResult, Sweep, choose_clips, evaluate_policy, run_sweep
 
 __all__ = ["AGGREGATION", "EvalResult", "Sweep", "choose_clips", "evaluate_policy", "run_sweep"]

@@ -1,9 +1,9 @@
 """Sweeps on Ray Tune: algorithms x seeds x env kwargs x hyperparameter overrides, one run folder per trial.
 
-    python -m agents.sweep --algos reinforce lstm_ppo --seeds 0 1 2 --out runs/sweep
-    python -m agents.sweep --spec sweep.yml --out runs/sweep --cpus-per-trial 1
-    python -m agents.sweep --resume runs/sweep                 # after a kill or Ctrl-C: only unfinished trials
-    python -m agents.sweep --spec sweep.yml --out /nfs/runs/sweep --address HEAD:6379   # on a cluster
+    python -m agents.training.sweep --algos reinforce lstm_ppo --seeds 0 1 2 --out runs/sweep
+    python -m agents.training.sweep --spec sweep.yml --out runs/sweep --cpus-per-trial 1
+    python -m agents.training.sweep --resume runs/sweep                 # after a kill or Ctrl-C: only unfinished trials
+    python -m agents.training.sweep --spec sweep.yml --out /nfs/runs/sweep --address HEAD:6379   # on a cluster
 
 Every trial is one ``train_agent.py`` run (the same code, in a Ray worker) written as an ordinary run folder
 ``<out>/<env>__<algo>__<seed>__<tag>/`` that ``evaluate.py`` reads and ``train_agent.py --resume``
@@ -41,11 +41,11 @@ from typing import Any
 
 import yaml
 
-from agents.cluster import ClusterError, ray_session
+from agents.common.cluster import ClusterError, ray_session
 from envs import DEFAULT_ENV
 from envs.files import LOCK_FILE, FolderInUseError, lock_folder, safe_name
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TRAIN_SCRIPT = ROOT / "train_agent.py"
 TUNE_DIR = ".tune"
 SWEEP_DIR = ".sweep"
@@ -119,7 +119,7 @@ _TRAIN_LEAST = {"total_timesteps": 1, "n_envs": 1, "eval_every": 0, "checkpoint_
 
 def _check_numbers(seeds: list[Any], train: dict[str, Any], where: str) -> None:
     """Seeds in [0, 2**32) and positive step counts, before Ray starts (a trial would only fail later)."""
-    from agents.checks import count_problem, seed_problem
+    from agents.common.checks import count_problem, seed_problem
 
     problems = [seed_problem("every seed", seed) for seed in seeds]
     problems += [count_problem(TRAIN_OPTIONS[key].lstrip("-").replace("-", "_"), value, _TRAIN_LEAST[key])
@@ -139,9 +139,9 @@ def run_name(trial: dict[str, Any], index: int) -> str:
 
 def validate(trials: Sequence[dict[str, Any]]) -> None:
     """Refuse unknown algorithms, hyperparameters and env kwargs before anything runs (raises SweepError)."""
-    from agents.envutil import EnvBuildError, eval_env_kwargs, make_vector_env, register_envs
-    from agents.hyperparams import HyperparamError, load_hyperparams
-    from agents.registry import UnknownAlgorithmError, resolve_algorithm
+    from agents.training.envutil import EnvBuildError, eval_env_kwargs, make_vector_env, register_envs
+    from agents.training.hyperparams import HyperparamError, load_hyperparams
+    from agents.training.registry import UnknownAlgorithmError, resolve_algorithm
 
     register_envs()
     import envs
@@ -216,7 +216,7 @@ def run_trial(config: dict[str, Any], report: Callable[[dict[str, Any]], None]) 
         final = json.loads(result_file.read_text())
         report({**_tune_metrics(final), "done_before": True})
         return final
-    from agents.runs import RunFolder
+    from agents.training.runs import RunFolder
 
     folder = RunFolder(run)
     tail = ["--threads", str(config["threads"]), "--no-progress"]
@@ -301,7 +301,7 @@ def sweep(setup: dict[str, Any], out: Path, restore: bool = False) -> list[dict[
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m agents.sweep", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m agents.training.sweep", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--spec", type=Path, default=None, help="sweep spec (yaml; see above)")
     p.add_argument("--env", default=None, help=f"env id (default {DEFAULT_ENV}; with --algos)")
@@ -409,20 +409,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sweep: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"sweep: interrupted; continue with: python -m agents.sweep --resume {out}", file=sys.stderr)
+        print(f"sweep: interrupted; continue with: python -m agents.training.sweep --resume {out}", file=sys.stderr)
         return 130
     failed = [r for r in rows if r["status"] != "ok"]
     for row in rows:
         accuracy = f"accuracy {row['accuracy']:.4f}" if row["status"] == "ok" else "FAILED"
         print(f"  {row['run']}: {accuracy}")
     print(f"sweep: {len(rows) - len(failed)} of {len(rows)} trial(s) finished; compare them with:\n"
-          f"  python evaluate.py --compare {out}/*" + (f"\nresume the rest with: python -m agents.sweep --resume "
-                                                      f"{out}" if failed else ""), flush=True)
+          f"  python evaluate.py --compare {out}/*" + (f"\nresume the rest with: python -m agents.training.sweep "
+                                                      f"--resume {out}" if failed else ""), flush=True)
     return 0 if not failed else 1
 
 
 if __name__ == "__main__":
-    from agents.children import reap_children_on_exit
+    from agents.common.children import reap_children_on_exit
 
     reap_children_on_exit()  # local Ray's processes die with the driver, even on kill -9
     sys.exit(main())

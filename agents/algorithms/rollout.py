@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.policy import NetworkPolicy, Policy
+from agents.algorithms.policy import NetworkPolicy, Policy
 
 # Observation keys stored for learning; "periphery" and "cube" only when the env emits them.
 OBS_KEYS = ("glimpse", "location", "progress", "periphery", "cube")

@@ -10,7 +10,7 @@
 - :class:`SB3Algorithm`: builds the model on a ``DummyVecEnv`` of monitored single envs (optionally
   ``VecNormalize`` for the observation features, ``normalize: true``), forwards SB3's log records to the
   run's TensorBoard writer and drives evaluation, checkpoints and Ctrl-C through a callback.
-- :class:`SB3Policy`: the uniform :class:`~agents.policy.Policy` over any SB3 policy (recurrent ones too).
+- :class:`SB3Policy`: the uniform :class:`~agents.algorithms.policy.Policy` over any SB3 policy (recurrent ones too).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from torch import nn
 
-from agents.base import Algorithm, Session
-from agents.envutil import env_errors, register_envs
-from agents.hyperparams import HyperparamError
-from agents.policy import Policy
+from agents.algorithms.base import Algorithm, Session
+from agents.algorithms.policy import Policy
+from agents.training.envutil import env_errors, register_envs
+from agents.training.hyperparams import HyperparamError
 
 #: keys of an SB3 hyperparameter entry that are ours, not the algorithm constructor's
 OWN_KEYS = ("policy", "normalize", "n_envs", "n_timesteps", "eval_every")
@@ -249,7 +249,7 @@ def unsupported_action_space(algo_class: type, action_space: spaces.Space, reaso
 
 
 class SB3Policy(Policy):
-    """:class:`~agents.policy.Policy` over an SB3 model (recurrent policies keep their LSTM state)."""
+    """:class:`~agents.algorithms.policy.Policy` over an SB3 model (recurrent policies keep their LSTM state)."""
 
     def __init__(self, model: BaseAlgorithm, obs_normalizer: VecNormalize | None = None) -> None:
         self.model = model

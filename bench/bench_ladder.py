@@ -197,13 +197,13 @@ def main(argv: list[str] | None = None) -> int:
             for name, seconds, status in pool.map(lambda e: train(*e, args), todo):
                 print(f"{name}: {'ok' if status == 0 else f'FAILED (exit {status})'} in {seconds:.0f} s", flush=True)
     trained = time.perf_counter()
-    import evaluate
+    from agents.evaluation import cli as evaluate_cli
 
     folders = [str(f) for f in (args.out / run_name(g, a, args.seed) for g, a in todo) if f.is_dir()]
     if not folders:
         print(f"no runs in {args.out}", file=sys.stderr)
         return 1
-    evaluate.main(["--compare", *folders, "--out", str(args.out), "--no-progress", "--no-video"])
+    evaluate_cli.main(["--compare", *folders, "--out", str(args.out), "--no-progress", "--no-video"])
     rows = json.loads((args.out / "leaderboard.json").read_text())
     cells = ladder_cells(rows, args.algos, args.rungs, args.seed)
     curves = {a: {g: learning_curve_skill(args.out / run_name(g, a, args.seed), g) for g in args.rungs}

@@ -117,14 +117,14 @@ def main(argv: list[str] | None = None) -> int:
             for name, seconds, status in pool.map(lambda e: train(*e, args), todo):
                 print(f"{name}: {'ok' if status == 0 else f'FAILED (exit {status})'} in {seconds:.0f} s",
                       flush=True)
-    import evaluate
+    from agents.evaluation import cli as evaluate_cli
 
     folders = ([str(run) for run in args.runs if run.is_dir()] if args.runs is not None
                else [str(args.out / f"{ENV_ID}__{a}__{m}__{args.seed}") for a, m in todo])
     compare_args = ["--compare", *folders, "--out", str(args.out), "--no-progress", "--maps", "2"]
     if args.episodes:
         compare_args += ["--episodes", str(args.episodes)]
-    evaluate.main(compare_args)
+    evaluate_cli.main(compare_args)
     rows = json.loads((args.out / "leaderboard.json").read_text())
     print("\n".join(claim_check(rows)))
     print(f"leaderboard: {args.out / 'leaderboard.md'}; plot: {args.out / 'accuracy_vs_flops.png'}")

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # train_agent.py's --env-kwargs parser
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages
 
 import envs
 from agents.common.devices import DeviceError, check_device, set_threads
@@ -171,11 +171,11 @@ def main(argv: list[str] | None = None) -> None:
             make_store(args.store)
         compare_store(args)
         return
-    import train_agent
+    from agents.training import cli as train_cli
 
     try:
-        env_kwargs = {"observation_mode": args.observation_mode, **train_agent.parse_env_kwargs(args.env_kwargs)}
-    except train_agent.CliError as exc:
+        env_kwargs = {"observation_mode": args.observation_mode, **train_cli.parse_env_kwargs(args.env_kwargs)}
+    except train_cli.CliError as exc:
         p.error(str(exc))
     on_gpu = args.device.startswith("cuda")
     where = torch.cuda.get_device_name() if on_gpu else f"{torch.get_num_threads()} torch threads"

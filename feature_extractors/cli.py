@@ -447,3 +447,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def console_main(argv: Sequence[str] | None = None) -> int:
+    """:func:`main` as a command (``python -m feature_extractors``, ``glimpse-extract``): decoding workers, the
+    fork server and local Ray die with it, even on kill -9."""
+    from agents.common.children import reap_children_on_exit
+
+    reap_children_on_exit()
+    return main(argv)

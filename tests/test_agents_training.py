@@ -13,11 +13,11 @@ import yaml
 from train_fixtures import OVERRIDES, SMALL_NET, TINY, TINY_ENV, FakeSession, build_agent
 
 import envs
-import train_agent
 from agents.algorithms.network import GlimpseNetwork, NetworkConfig
 from agents.algorithms.policy import NetworkPolicy
 from agents.evaluation import metrics as M
 from agents.evaluation.run import RunError, open_run
+from agents.training import cli as train_cli
 from agents.training.envutil import EnvShape, make_vector_env
 from agents.training.runs import CONFIG_FORMAT, FormatError, RunFolder
 
@@ -139,7 +139,7 @@ def test_a_checkpoint_of_another_format_is_refused(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- through the CLI
 def _cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    code = train_agent.main([*args, "--logdir", str(tmp_path), "--no-progress", "--threads", "1"])
+    code = train_cli.main([*args, "--logdir", str(tmp_path), "--no-progress", "--threads", "1"])
     return code, capsys.readouterr().err
 
 

@@ -68,9 +68,9 @@ def test_killed_sweep_resumes_only_the_unfinished_trial(tmp_path: Path, marker: 
     steps = [r["env_steps"] for r in reports if r["config"]["trial"]["run_name"] == second.name]
     assert steps[:2] == [100, 200] and all("eval/accuracy" in r for r in reports)
 
-    import evaluate
+    from agents.evaluation import cli as evaluate_cli
 
-    assert evaluate.main(["--compare", str(first), str(second), "--out", str(tmp_path / "board"), "--no-progress",
+    assert evaluate_cli.main(["--compare", str(first), str(second), "--out", str(tmp_path / "board"), "--no-progress",
                           "--no-video"]) == 0
     rows = json.loads((tmp_path / "board" / "leaderboard.json").read_text())
     assert sorted(r["run"] for r in rows if r["status"] == "ok") == sorted([first.name, second.name])
@@ -122,8 +122,8 @@ def test_without_ray_sweeps_say_how_to_install_it_and_nothing_imports_ray_or_rli
     assert proc.stderr.strip().splitlines()[-1].startswith("sweep: error: Ray is not installed; pip install")
     # the core modules and CLIs import neither Ray nor rliable
     code = ("import sys, runpy; import envs, agents, agents.training.session, agents.evaluation.statistics, "
-            "agents.training.sweep, "
-            "agents.common.cluster, feature_extractors, feature_extractors.cli, feature_extractors.distributed; "
+            "agents.training.sweep, agents.training.cli, agents.evaluation.cli, agents.common.cluster, "
+            "feature_extractors, feature_extractors.cli, feature_extractors.distributed; "
             "runpy.run_path('evaluate.py'); runpy.run_path('train_agent.py'); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'rliable', 'arch')))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=marked_env("none"), capture_output=True,

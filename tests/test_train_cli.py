@@ -17,9 +17,9 @@ import yaml
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from train_fixtures import OVERRIDES, SMALL_NET, TINY
 
-import train_agent
 from agents import load_policy, make_env_from_run
 from agents.evaluation import evaluate_policy
+from agents.training import cli as train_cli
 from agents.training.registry import ALGORITHMS
 
 torch.set_num_threads(1)
@@ -135,7 +135,7 @@ def test_rl_zoo3_trains_with_our_config(env_id: str, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------ errors
 def run_cli(args: list[str], logdir: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = train_agent.main([*args, "--logdir", str(logdir), "--no-progress", "--threads", "1"])
+    code = train_cli.main([*args, "--logdir", str(logdir), "--no-progress", "--threads", "1"])
     return code, capsys.readouterr().err
 
 

@@ -5,13 +5,13 @@
     python -m agents.training.sweep --resume runs/sweep                 # after a kill or Ctrl-C: only unfinished trials
     python -m agents.training.sweep --spec sweep.yml --out /nfs/runs/sweep --address HEAD:6379   # on a cluster
 
-Every trial is one ``train_agent.py`` run (the same code, in a Ray worker) written as an ordinary run folder
-``<out>/<env>__<algo>__<seed>__<tag>/`` that ``evaluate.py`` reads and ``train_agent.py --resume``
-continues; each evaluation is reported to Tune as ``eval/accuracy`` (and the other ``eval/*`` metrics) as
-training goes. Tune keeps its state in ``<out>/.tune`` and this module its spec in ``<out>/.sweep``. Trials
-run at most ``cpus / cpus_per_trial`` at a time (and ``--max-concurrent``); each uses ``cpus_per_trial``
-torch threads. ``--resume`` restores the Tuner: finished trials are kept (a trial whose run folder has its
-``result.json`` returns at once), interrupted ones continue from their last checkpoint.
+Every trial is one ``train_agent.py`` run (:func:`agents.training.cli.main`, called in a Ray worker)
+written as an ordinary run folder ``<out>/<env>__<algo>__<seed>__<tag>/`` that ``evaluate.py`` reads and
+``train_agent.py --resume`` continues; each evaluation is reported to Tune as ``eval/accuracy`` (and the other
+``eval/*`` metrics) as training goes. Tune keeps its state in ``<out>/.tune`` and this module its spec in
+``<out>/.sweep``. Trials run at most ``cpus / cpus_per_trial`` at a time (and ``--max-concurrent``); each uses
+``cpus_per_trial`` torch threads. ``--resume`` restores the Tuner: finished trials are kept (a trial whose run
+folder has its ``result.json`` returns at once), interrupted ones continue from their last checkpoint.
 
 A spec file (yaml) is one grid, or shared keys plus a list of ``grids`` whose trials are concatenated::
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import itertools
 import json
 import shutil
@@ -45,8 +44,6 @@ from agents.common.cluster import ClusterError, ray_session
 from envs import DEFAULT_ENV
 from envs.files import LOCK_FILE, FolderInUseError, lock_folder, safe_name
 
-ROOT = Path(__file__).resolve().parents[2]
-TRAIN_SCRIPT = ROOT / "train_agent.py"
 TUNE_DIR = ".tune"
 SWEEP_DIR = ".sweep"
 SPEC_FILE = "spec.json"
@@ -187,17 +184,6 @@ def train_argv(trial: dict[str, Any], out: Path, threads: int, device: str) -> l
 
 
 # ============================================================================================== one trial
-def _load_train_agent() -> Any:
-    """``train_agent.py`` (a script at the repository root, not a package module) as a module."""
-    if not TRAIN_SCRIPT.is_file():
-        raise SweepError(f"{TRAIN_SCRIPT} not found: run sweeps from a checkout of the repository")
-    spec = importlib.util.spec_from_file_location("train_agent", TRAIN_SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _tune_metrics(record: dict[str, Any]) -> dict[str, Any]:
     """An ``eval.jsonl`` / ``result.json`` record as Tune metrics (``eval/<name>`` like TensorBoard's tags)."""
     out: dict[str, Any] = {"env_steps": record.get("step", record.get("num_timesteps"))}
@@ -229,7 +215,9 @@ def run_trial(config: dict[str, Any], report: Callable[[dict[str, Any]], None]) 
                     if path.name != LOCK_FILE:
                         shutil.rmtree(path) if path.is_dir() else path.unlink()
         argv = train_argv(trial, out, config["threads"], config["device"])
-    status = _load_train_agent().main(argv, on_eval=lambda record: report(_tune_metrics(record)))
+    from agents.training.cli import main as train
+
+    status = train(argv, on_eval=lambda record: report(_tune_metrics(record)))
     if status != 0 or not result_file.is_file():
         raise RuntimeError(f"train_agent.py {' '.join(argv)} exited with status {status}")
     final = json.loads(result_file.read_text())
@@ -358,10 +346,11 @@ def _spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _parse_env_kwargs(items: list[str]) -> dict[str, Any]:
-    train_agent = _load_train_agent()
+    from agents.training.cli import CliError, parse_env_kwargs
+
     try:
-        return train_agent.parse_env_kwargs(items)
-    except train_agent.CliError as exc:
+        return parse_env_kwargs(items)
+    except CliError as exc:
         raise SweepError(str(exc)) from None
 
 
@@ -397,6 +386,8 @@ def _setup(args: argparse.Namespace) -> tuple[dict[str, Any], Path, bool]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run (or resume) the sweep the command line ``argv`` describes; returns the exit status (0 every trial
+    finished, 1 some failed, 2 a bad spec or command line, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     out = args.resume or args.out
     try:
@@ -421,8 +412,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if not failed else 1
 
 
-if __name__ == "__main__":
+def console_main(argv: Sequence[str] | None = None) -> int:
+    """:func:`main` as a command (``python -m agents.training.sweep``, ``glimpse-sweep``): local Ray's processes
+    die with the driver, even on kill -9."""
     from agents.common.children import reap_children_on_exit
 
-    reap_children_on_exit()  # local Ray's processes die with the driver, even on kill -9
-    sys.exit(main())
+    reap_children_on_exit()
+    return main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(console_main())

@@ -204,9 +204,9 @@ def load_policy(run_dir: Path | str, device: str = "cpu", checkpoint: Path | str
             raise RunFolderError(f"{run.path} has neither a final model ({path.name}) nor a checkpoint")
         path = latest
     if spec.is_sb3:
-        from agents.algorithms.sb3 import SB3Policy, vecnormalize_path
+        from agents.algorithms.sb3 import SB3Policy, load_model, vecnormalize_path
 
-        model = spec.cls.load(path, device=device)
+        model = load_model(spec.cls, path, device=device)
         norm_path = vecnormalize_path(path)
         normalizer = None
         if norm_path.is_file():

@@ -20,7 +20,7 @@ import torch
 
 from agents.algorithms.network import GlimpseNetwork, NetworkConfig, RunningMoments
 from agents.algorithms.policy import LocationRule, NetworkPolicy, Policy
-from agents.algorithms.rollout import EpisodeBatch, collect_episodes
+from agents.algorithms.rollout import RolloutBatch, collect_episodes
 from agents.training.envutil import EnvShape, IncompatibleEnvError, make_vector_env
 from agents.training.runs import check_format
 
@@ -219,7 +219,7 @@ class EpisodeAlgorithm(Algorithm):
 
     # ------------------------------------------------------------------ training
     @abstractmethod
-    def update(self, batch: EpisodeBatch) -> dict[str, float]:
+    def update(self, batch: RolloutBatch) -> dict[str, float]:
         """Learn from one batch; return ``train/...`` metrics (names without the prefix)."""
 
     def obs_keys(self) -> tuple[str, ...]:
@@ -228,7 +228,7 @@ class EpisodeAlgorithm(Algorithm):
         keys = ("glimpse", "location", "progress") + (("periphery",) if cfg.periphery_dim else ())
         return (*keys, "cube") if cfg.reads_cube else keys
 
-    def collect(self) -> EpisodeBatch:
+    def collect(self) -> RolloutBatch:
         self.network.eval()
         return collect_episodes(
             self.env,
@@ -261,7 +261,7 @@ class EpisodeAlgorithm(Algorithm):
             metrics["time/fps"] = (self.num_timesteps - start_steps) / max(busy, 1e-9)
             session.on_iteration(self.num_timesteps, metrics)
 
-    def _rollout_metrics(self, batch: EpisodeBatch) -> dict[str, float]:
+    def _rollout_metrics(self, batch: RolloutBatch) -> dict[str, float]:
         focus = torch.nanmean(batch.on_core, 0)  # (B,)
         for ret, ok, f in zip(batch.episode_returns.tolist(), batch.success.tolist(), focus.tolist(), strict=True):
             self.episode_stats.append((ret, float(ok), float(batch.length), f))

@@ -50,7 +50,7 @@ from agents.algorithms.losses import (
     taken_log_prob,
 )
 from agents.algorithms.reinforce import location_step_mask
-from agents.algorithms.rollout import EpisodeBatch
+from agents.algorithms.rollout import RolloutBatch
 
 CLASS_LOSSES = ("cross_entropy", "none")
 
@@ -116,7 +116,7 @@ class LstmPPO(EpisodeAlgorithm):
         """The location head in a group of its own, at ``learning_rate * location_lr_scale``."""
         return self.location_param_groups(self.hp.location_lr_scale)
 
-    def update(self, batch: EpisodeBatch) -> dict[str, float]:
+    def update(self, batch: RolloutBatch) -> dict[str, float]:
         hp = self.hp
         assert batch.values is not None and batch.location_log_prob is not None and batch.class_log_prob is not None
         dev = self.device

@@ -57,7 +57,7 @@ from agents.algorithms.losses import (
     standardize,
     taken_log_prob,
 )
-from agents.algorithms.rollout import EpisodeBatch
+from agents.algorithms.rollout import RolloutBatch
 
 
 @dataclass
@@ -100,7 +100,7 @@ class Reinforce(EpisodeAlgorithm):
         """The location head in a group of its own, at ``learning_rate * location_lr_scale``."""
         return self.location_param_groups(self.hp.location_lr_scale)
 
-    def update(self, batch: EpisodeBatch) -> dict[str, float]:
+    def update(self, batch: RolloutBatch) -> dict[str, float]:
         hp = self.hp
         obs = {k: v.to(self.device) for k, v in batch.obs.items()}
         out, _ = self.network(obs)

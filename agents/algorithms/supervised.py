@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from agents.algorithms.base import EpisodeAlgorithm, EpisodeHyperparams
 from agents.algorithms.losses import attention_penalty
-from agents.algorithms.rollout import EpisodeBatch
+from agents.algorithms.rollout import RolloutBatch
 
 
 @dataclass
@@ -45,7 +45,7 @@ class SupervisedAgent(EpisodeAlgorithm):
     explore = False
     hp: SupervisedHyperparams
 
-    def update(self, batch: EpisodeBatch) -> dict[str, float]:
+    def update(self, batch: RolloutBatch) -> dict[str, float]:
         obs = {k: v.to(self.device) for k, v in batch.obs.items()}
         out, _ = self.network(obs)
         steps, n = batch.length, batch.num_episodes

@@ -53,10 +53,12 @@ def check_format(data: Any, expected: int, path: Path | str) -> None:
                           "use the version of the toolkit that wrote it")
 
 
-def run_name(env_id: str, algo: str, seed: int, now: float | None = None) -> str:
-    """``<env>__<algo>__<seed>__<YYYYmmdd-HHMMSS>`` (``module:Class`` algos keep only safe characters)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    return f"{env_id}__{safe_name(algo)}__{seed}__{stamp}"
+def run_name(env_id: str, algo: str, seed: int, tag: str | None = None, now: float | None = None) -> str:
+    """``<env>__<algo>__<seed>__<tag>``, the tag defaulting to the time ``YYYYmmdd-HHMMSS`` (``module:Class``
+    algos keep only safe characters). A sweep's tag names its trial instead (``agents.training.sweep``)."""
+    if tag is None:
+        tag = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return f"{env_id}__{safe_name(algo)}__{seed}__{tag}"
 
 
 def package_versions() -> dict[str, str | None]:

@@ -42,7 +42,7 @@ import yaml
 
 from agents.common.cluster import ClusterError, ray_session
 from envs import DEFAULT_ENV
-from envs.files import LOCK_FILE, FolderInUseError, lock_folder, safe_name
+from envs.files import LOCK_FILE, FolderInUseError, lock_folder
 
 TUNE_DIR = ".tune"
 SWEEP_DIR = ".sweep"
@@ -102,7 +102,7 @@ def expand(spec: dict[str, Any], where: str = "the sweep spec") -> list[dict[str
             trials.append({"env": env, "algo": algo, "seed": seed, "env_kwargs": kwargs, "hyperparams": params,
                            "train": train})
     for index, trial in enumerate(trials):
-        trial["run_name"] = run_name(trial, index)
+        trial["run_name"] = trial_run_name(trial, index)
     names = [t["run_name"] for t in trials]
     if len(set(names)) != len(names):
         raise SweepError(f"{where}: the same trial is listed twice")
@@ -126,12 +126,14 @@ def _check_numbers(seeds: list[Any], train: dict[str, Any], where: str) -> None:
             raise SweepError(f"{where}: {problem}")
 
 
-def run_name(trial: dict[str, Any], index: int) -> str:
-    """``<env>__<algo>__<seed>__t<index>-<hash of the settings>``: stable, so a resumed sweep finds its runs."""
+def trial_run_name(trial: dict[str, Any], index: int) -> str:
+    """The run folder name of a trial, tagged ``t<index>-<hash of the settings>``
+    (:func:`agents.training.runs.run_name`): stable, so a resumed sweep finds its runs."""
+    from agents.training.runs import run_name
+
     settings = {k: trial[k] for k in ("env", "algo", "seed", "env_kwargs", "hyperparams", "train")}
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:6]
-    algo = safe_name(trial["algo"])
-    return f"{trial['env']}__{algo}__{trial['seed']}__t{index:03d}-{digest}"
+    return run_name(trial["env"], trial["algo"], trial["seed"], tag=f"t{index:03d}-{digest}")
 
 
 def validate(trials: Sequence[dict[str, Any]]) -> None:

@@ -33,10 +33,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, TRAIN
+
 sys.path.insert(0, str(ROOT))
 
-from envs.ladder import LADDER, rung_config  # noqa: E402
+from envs.ladder import LADDER, rung_config
 
 #: the learners the ladder is for: ours and the Stable-Baselines3 ones
 DEFAULT_ALGOS = ("reinforce", "lstm_ppo", "ppo", "a2c", "recurrent_ppo")
@@ -64,7 +65,7 @@ def train(rung: str, algo: str, args: argparse.Namespace) -> tuple[str, float, i
     folder = args.out / name
     if (folder / "result.json").is_file():
         return name, 0.0, 0
-    cmd = [sys.executable, str(ROOT / "train_agent.py"), "--no-progress", "--threads", str(args.threads),
+    cmd = [*TRAIN, "--no-progress", "--threads", str(args.threads),
            "--total-timesteps", str(args.timesteps), "--eval-every", str(max(args.timesteps // args.evaluations, 1))]
     if (folder / "config.json").is_file():
         cmd += ["--resume", str(folder)]

@@ -26,7 +26,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, TRAIN
+
 sys.path.insert(0, str(ROOT))
 
 ENV_ID = "SyntheticGlimpse-v0"
@@ -55,7 +56,7 @@ def train(algo: str, mode: str, args: argparse.Namespace) -> tuple[str, float, i
     folder = args.out / name
     if (folder / "result.json").is_file():
         return name, 0.0, 0
-    cmd = [sys.executable, str(ROOT / "train_agent.py"), "--no-progress", "--threads", str(args.threads)]
+    cmd = [*TRAIN, "--no-progress", "--threads", str(args.threads)]
     if (folder / "config.json").is_file():
         cmd += ["--resume", str(folder)]
     else:

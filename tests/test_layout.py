@@ -33,6 +33,18 @@ def test_the_commands_are_declared() -> None:
     assert sorted(SCRIPTS) == ["glimpse-evaluate", "glimpse-extract", "glimpse-sweep", "glimpse-train"]
 
 
+def test_the_package_data_patterns_match_files() -> None:
+    """Each ``[tool.setuptools.package-data]`` entry names a package folder, and each pattern files in it."""
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    for package, patterns in package_data.items():
+        folder = ROOT / package.replace(".", "/")
+        assert (folder / "__init__.py").is_file(), package
+        assert all(list(folder.glob(pattern)) for pattern in patterns), (package, patterns)
+    from agents.training.hyperparams import HYPERPARAMS_DIR
+
+    assert HYPERPARAMS_DIR == ROOT / "agents" / "training" / "hyperparams"
+
+
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 def test_each_command_imports_and_answers_help(name: str, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:

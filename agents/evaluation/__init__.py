@@ -1,4 +1,4 @@
-"""How a policy is scored: the home of evaluation (``evaluate.py`` is its command line).
+"""How a policy is scored: the home of evaluation.
 
 - :mod:`~agents.evaluation.episodes`: the one evaluation loop (:func:`run_sweep`, lockstep batches of whole
   episodes) and the clip prediction rule (per-step softmax summed over the clip; why: its docstring);
@@ -8,9 +8,12 @@
 - :mod:`~agents.evaluation.run`: a run folder as evaluation sees it (config, policy, training log, data check).
 - :mod:`~agents.evaluation.report`: one run -> ``eval.json``, ``eval.md``, images, TensorBoard summaries.
 - :mod:`~agents.evaluation.compare`: many runs -> leaderboard and accuracy-vs-FLOPs plot; HMDB-51 splits.
+- :mod:`~agents.evaluation.statistics`: seeds of one setting -> mean, IQM and 95 % intervals (rliable).
 - :mod:`~agents.evaluation.images`: attention maps (OpenCV) and charts (matplotlib).
+- :mod:`~agents.evaluation.probes`: linear probes of a feature store (how much class information its cells hold).
+- :mod:`~agents.evaluation.cli`: the command line (``evaluate.py``, ``glimpse-evaluate``).
 
-Only the sweep is imported here (training needs it; the rest loads torch's FLOP counter, TensorBoard,
+Only the evaluation loop is imported here (training needs it; the rest loads torch's FLOP counter, TensorBoard,
 matplotlib on first use).
 """
 

@@ -8,7 +8,7 @@
         --weights random --cells crop --crop-size 64 --out data/store-motion-crop64
     python bench/bench_compute.py --full data/store-motion --crop data/store-motion-crop64 --logdir runs/compute
 
-Each row is one ``train_agent.py`` run on ``HMDB51Glimpse-v0`` (split 1) with the algorithm's shipped
+Each row is one training run (``train_agent.py``) on ``HMDB51Glimpse-v0`` (split 1) with the algorithm's shipped
 hyperparameters for store envs. Full-frame rows: the policies of Table I (their CNN is the whole GoogLeNet on
 every frame, whatever they look at). Crop-cell rows: glimpse agents that read one crop cell per frame and the
 pixel glance, and the same agent with an early exit at several per-frame costs (``frame_cost``). All runs are
@@ -27,11 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import EVALUATE, ROOT, train_run
+
 ENV = "HMDB51Glimpse-v0"
 #: (run name, row label, algorithm, env kwargs) on the full-frame store
 FULL_ROWS: list[tuple[str, str, str, list[str]]] = [
@@ -56,19 +55,13 @@ def early_exit_rows(costs: list[float]) -> list[tuple[str, str, str, list[str]]]
 
 def train(store: Path, name: str, algo: str, env_kwargs: list[str], args: argparse.Namespace) -> float:
     """Train one row unless its run folder holds a result; the wall time in minutes (0 when reused)."""
-    run = args.logdir / name
-    if (run / "result.json").is_file():
+    if (args.logdir / name / "result.json").is_file():
         return 0.0
-    cmd = [sys.executable, str(ROOT / "train_agent.py"), "--env", ENV, "--algo", algo, "--seed", str(args.seed),
-           "--logdir", str(args.logdir), "--run-name", name, "--no-progress", "--threads", str(args.threads),
-           "--env-kwargs", f"data_root={store}", *env_kwargs]
+    argv = ["--env", ENV, "--algo", algo, "--seed", str(args.seed), "--logdir", str(args.logdir), "--run-name", name,
+            "--no-progress", "--threads", str(args.threads), "--env-kwargs", f"data_root={store}", *env_kwargs]
     if args.total_timesteps:
-        cmd += ["--total-timesteps", str(args.total_timesteps)]
-    tic = time.monotonic()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{name} failed:\n{proc.stderr[-2000:]}")
-    minutes = (time.monotonic() - tic) / 60
+        argv += ["--total-timesteps", str(args.total_timesteps)]
+    minutes = train_run(argv, name) / 60
     print(f"  {name}: {minutes:.1f} min", flush=True)
     return minutes
 
@@ -102,8 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.only:
         return
     labels = {row[0]: row[1] for _, row in plan}
-    cmd = [sys.executable, str(ROOT / "evaluate.py"), "--compare", *(str(args.logdir / n) for n in labels),
-           "--out", str(args.logdir), "--no-progress", "--threads", str(args.threads)]
+    cmd = [*EVALUATE, "--compare", *(str(args.logdir / n) for n in labels), "--out", str(args.logdir),
+           "--no-progress", "--threads", str(args.threads)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"evaluate.py --compare failed:\n{proc.stderr[-2000:]}")

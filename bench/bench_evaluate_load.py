@@ -15,11 +15,10 @@ import argparse
 import json
 import multiprocessing
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import EVALUATE, ROOT
 
 
 def _spin() -> None:
@@ -29,7 +28,7 @@ def _spin() -> None:
 
 def evaluate(run: Path, threads: int) -> tuple[float, float]:
     """(wall seconds, latency in ms per clip) of one ``evaluate.py`` of ``run``."""
-    cmd = [sys.executable, str(ROOT / "evaluate.py"), str(run), "--reevaluate", "--no-video", "--no-progress",
+    cmd = [*EVALUATE, str(run), "--reevaluate", "--no-video", "--no-progress",
            "--threads", str(threads)]
     tic = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)

@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def ray_main(args: argparse.Namespace) -> int:
     """Rounds of (local pipeline, Ray pipeline) on the same clips; Ray stays up between rounds."""
-    from agents.cluster import init_ray
+    from agents.common.cluster import init_ray
     from feature_extractors.distributed import extract_on_ray
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench_extract_"))

@@ -33,10 +33,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, TRAIN
+
 sys.path.insert(0, str(ROOT))
 
-from envs.ladder import LADDER, rung_config  # noqa: E402
+from envs.ladder import LADDER, rung_config
 
 #: the learners the ladder is for: ours and the Stable-Baselines3 ones
 DEFAULT_ALGOS = ("reinforce", "lstm_ppo", "ppo", "a2c", "recurrent_ppo")
@@ -44,7 +45,7 @@ DEFAULT_ALGOS = ("reinforce", "lstm_ppo", "ppo", "a2c", "recurrent_ppo")
 EASY_TARGET, EASY_ALGOS = 0.8, ("ppo", "a2c", "recurrent_ppo")
 
 
-def run_name(rung: str, algo: str, seed: int) -> str:
+def folder_name(rung: str, algo: str, seed: int) -> str:
     return f"{rung}__{algo}__{seed}"
 
 
@@ -60,11 +61,11 @@ def chance(rung: str) -> float:
 
 def train(rung: str, algo: str, args: argparse.Namespace) -> tuple[str, float, int]:
     """Train (or resume) one run; returns (run name, seconds, exit status)."""
-    name = run_name(rung, algo, args.seed)
+    name = folder_name(rung, algo, args.seed)
     folder = args.out / name
     if (folder / "result.json").is_file():
         return name, 0.0, 0
-    cmd = [sys.executable, str(ROOT / "train_agent.py"), "--no-progress", "--threads", str(args.threads),
+    cmd = [*TRAIN, "--no-progress", "--threads", str(args.threads),
            "--total-timesteps", str(args.timesteps), "--eval-every", str(max(args.timesteps // args.evaluations, 1))]
     if (folder / "config.json").is_file():
         cmd += ["--resume", str(folder)]
@@ -80,7 +81,7 @@ def train(rung: str, algo: str, args: argparse.Namespace) -> tuple[str, float, i
 def ladder_cells(rows: list[dict[str, Any]], algos: list[str], rungs: list[str], seed: int) -> dict[str, dict]:
     """algo -> rung -> the leaderboard row of that run (missing where it was not trained or failed)."""
     by_run = {r["run"]: r for r in rows if r.get("status") == "ok"}
-    return {a: {g: by_run[run_name(g, a, seed)] for g in rungs if run_name(g, a, seed) in by_run} for a in algos}
+    return {a: {g: by_run[folder_name(g, a, seed)] for g in rungs if folder_name(g, a, seed) in by_run} for a in algos}
 
 
 def skill(accuracy: float, rung: str) -> float:
@@ -90,7 +91,7 @@ def skill(accuracy: float, rung: str) -> float:
 
 def learning_curve_skill(folder: Path, rung: str) -> float | None:
     """Mean skill over the run's training-time test evaluations (``eval.jsonl``): the area under its curve."""
-    from agents.runs import RunFolder
+    from agents.training.runs import RunFolder
 
     evals = RunFolder(folder).read_evals() if folder.is_dir() else []
     return sum(skill(e["accuracy"], rung) for e in evals) / len(evals) if evals else None
@@ -197,16 +198,16 @@ def main(argv: list[str] | None = None) -> int:
             for name, seconds, status in pool.map(lambda e: train(*e, args), todo):
                 print(f"{name}: {'ok' if status == 0 else f'FAILED (exit {status})'} in {seconds:.0f} s", flush=True)
     trained = time.perf_counter()
-    import evaluate
+    from agents.evaluation import cli as evaluate_cli
 
-    folders = [str(f) for f in (args.out / run_name(g, a, args.seed) for g, a in todo) if f.is_dir()]
+    folders = [str(f) for f in (args.out / folder_name(g, a, args.seed) for g, a in todo) if f.is_dir()]
     if not folders:
         print(f"no runs in {args.out}", file=sys.stderr)
         return 1
-    evaluate.main(["--compare", *folders, "--out", str(args.out), "--no-progress", "--no-video"])
+    evaluate_cli.main(["--compare", *folders, "--out", str(args.out), "--no-progress", "--no-video"])
     rows = json.loads((args.out / "leaderboard.json").read_text())
     cells = ladder_cells(rows, args.algos, args.rungs, args.seed)
-    curves = {a: {g: learning_curve_skill(args.out / run_name(g, a, args.seed), g) for g in args.rungs}
+    curves = {a: {g: learning_curve_skill(args.out / folder_name(g, a, args.seed), g) for g in args.rungs}
               for a in args.algos}
     table = table_markdown(cells, curves, args.rungs, args.timesteps, args.evaluations)
     checks = target_checks(cells, curves, args.rungs)

@@ -26,7 +26,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, TRAIN
+
 sys.path.insert(0, str(ROOT))
 
 ENV_ID = "SyntheticGlimpse-v0"
@@ -55,7 +56,7 @@ def train(algo: str, mode: str, args: argparse.Namespace) -> tuple[str, float, i
     folder = args.out / name
     if (folder / "result.json").is_file():
         return name, 0.0, 0
-    cmd = [sys.executable, str(ROOT / "train_agent.py"), "--no-progress", "--threads", str(args.threads)]
+    cmd = [*TRAIN, "--no-progress", "--threads", str(args.threads)]
     if (folder / "config.json").is_file():
         cmd += ["--resume", str(folder)]
     else:
@@ -117,14 +118,14 @@ def main(argv: list[str] | None = None) -> int:
             for name, seconds, status in pool.map(lambda e: train(*e, args), todo):
                 print(f"{name}: {'ok' if status == 0 else f'FAILED (exit {status})'} in {seconds:.0f} s",
                       flush=True)
-    import evaluate
+    from agents.evaluation import cli as evaluate_cli
 
     folders = ([str(run) for run in args.runs if run.is_dir()] if args.runs is not None
                else [str(args.out / f"{ENV_ID}__{a}__{m}__{args.seed}") for a, m in todo])
     compare_args = ["--compare", *folders, "--out", str(args.out), "--no-progress", "--maps", "2"]
     if args.episodes:
         compare_args += ["--episodes", str(args.episodes)]
-    evaluate.main(compare_args)
+    evaluate_cli.main(compare_args)
     rows = json.loads((args.out / "leaderboard.json").read_text())
     print("\n".join(claim_check(rows)))
     print(f"leaderboard: {args.out / 'leaderboard.md'}; plot: {args.out / 'accuracy_vs_flops.png'}")

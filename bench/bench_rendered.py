@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, train_run
+
 sys.path.insert(0, str(ROOT))
 
-from agents.evaluation.probes import probe_store  # noqa: E402  (after the path insert, as the other benches)
+from agents.evaluation.probes import probe_store
 
 ENV = "HMDB51Glimpse-v0"
 #: (row label, algorithm, env kwargs)
@@ -47,16 +46,12 @@ def run_row(store: Path, algo: str, env_kwargs: list[str], args: argparse.Namesp
     run = args.logdir / name
     if (run / "result.json").is_file():
         return run, 0.0
-    cmd = [sys.executable, str(ROOT / "train_agent.py"), "--env", ENV, "--algo", algo, "--seed", str(args.seed),
-           "--logdir", str(args.logdir), "--run-name", name, "--no-progress", "--threads", str(args.threads),
-           "--env-kwargs", f"data_root={store}", "periphery_motion=True", *env_kwargs]
+    argv = ["--env", ENV, "--algo", algo, "--seed", str(args.seed), "--logdir", str(args.logdir), "--run-name",
+            name, "--no-progress", "--threads", str(args.threads), "--env-kwargs", f"data_root={store}",
+            "periphery_motion=True", *env_kwargs]
     if args.total_timesteps:
-        cmd += ["--total-timesteps", str(args.total_timesteps)]
-    tic = time.monotonic()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{algo} {env_kwargs} on {store} failed:\n{proc.stderr[-2000:]}")
-    minutes = (time.monotonic() - tic) / 60
+        argv += ["--total-timesteps", str(args.total_timesteps)]
+    minutes = train_run(argv, f"{algo} {env_kwargs} on {store}") / 60
     print(f"  {store.name} {algo} {mode}: {minutes:.1f} min", flush=True)
     return run, minutes
 

@@ -54,11 +54,11 @@ def train(point: str, algo: str, steps: int, seed: int, eval_at: tuple[int, ...]
     ``steps`` env steps, and on the way at each of ``eval_at`` (``accuracy_at``: env steps -> accuracy)."""
 
     import envs
-    from agents.devices import set_threads
-    from agents.envutil import make_vector_env
+    from agents.common.devices import set_threads
     from agents.evaluation import evaluate_policy
-    from agents.hyperparams import load_hyperparams
-    from agents.registry import resolve_algorithm
+    from agents.training.envutil import make_vector_env
+    from agents.training.hyperparams import load_hyperparams
+    from agents.training.registry import resolve_algorithm
 
     set_threads(1)
     kwargs = GRID[point]

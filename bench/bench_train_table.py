@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import train_run
+
 ENV = "SyntheticGlimpse-v0"
 #: (row label, algorithm, env kwargs, other train_agent.py arguments). The 5-glimpse agent collects 192
 #: episodes per update: the same 960 env steps per update as the unlimited one with its 32 episodes of 30.
@@ -39,18 +37,15 @@ def run_row(algo: str, env_kwargs: list[str], extra: list[str], args: argparse.N
     run = args.logdir / name
     if (run / "result.json").is_file():
         return run
-    cmd = [sys.executable, str(ROOT / "train_agent.py"), "--algo", algo, "--seed", str(args.seed),
-           "--logdir", str(args.logdir), "--run-name", name, "--no-progress"]
+    argv = ["--algo", algo, "--seed", str(args.seed), "--logdir", str(args.logdir), "--run-name", name,
+            "--no-progress"]
     if env_kwargs:
-        cmd += ["--env-kwargs", *env_kwargs]
-    cmd += extra
+        argv += ["--env-kwargs", *env_kwargs]
+    argv += extra
     if args.threads:
-        cmd += ["--threads", str(args.threads)]
-    tic = time.monotonic()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{algo} {env_kwargs} failed:\n{proc.stderr[-2000:]}")
-    print(f"  {algo} {' '.join(env_kwargs)}: {time.monotonic() - tic:.0f} s", flush=True)
+        argv += ["--threads", str(args.threads)]
+    seconds = train_run(argv, f"{algo} {env_kwargs}")
+    print(f"  {algo} {' '.join(env_kwargs)}: {seconds:.0f} s", flush=True)
     return run
 
 

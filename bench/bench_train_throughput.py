@@ -12,7 +12,7 @@ hyperparameters, and prints both rates and their ratio: what reading features fr
 first exports an HMDB-style store there if there is none: 10 classes x 24 clips of 30 x 7 x 7 x 1024 float16
 (690 MB, no core annotation, like an extracted one).
 
-Every algorithm trains through its ``agents.registry`` builder with its shipped hyperparameters for the env,
+Every algorithm trains through its ``agents.training.registry`` builder with its shipped hyperparameters for the env,
 except the widths: LSTM ``--width`` units (1 layer) for ``reinforce``, ``lstm_ppo`` and ``recurrent_ppo``,
 ``[width, width]`` MLP for ``ppo``, and a ``width``-wide glimpse encoding for all. The clock covers
 training only (rollouts and updates, not construction nor evaluation): the first stretch is a warm-up
@@ -32,13 +32,13 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # train_agent.py's --env-kwargs parser
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages
 
 import envs
-from agents.devices import DeviceError, check_device, set_threads
+from agents.common.devices import DeviceError, check_device, set_threads
 from agents.evaluation.metrics import counting_flops
-from agents.hyperparams import deep_merge, load_hyperparams
-from agents.registry import resolve_algorithm
+from agents.training.hyperparams import deep_merge, load_hyperparams
+from agents.training.registry import resolve_algorithm
 
 ENV = "SyntheticGlimpse-v0"
 
@@ -171,11 +171,11 @@ def main(argv: list[str] | None = None) -> None:
             make_store(args.store)
         compare_store(args)
         return
-    import train_agent
+    from agents.training import cli as train_cli
 
     try:
-        env_kwargs = {"observation_mode": args.observation_mode, **train_agent.parse_env_kwargs(args.env_kwargs)}
-    except train_agent.CliError as exc:
+        env_kwargs = {"observation_mode": args.observation_mode, **train_cli.parse_env_kwargs(args.env_kwargs)}
+    except train_cli.CliError as exc:
         p.error(str(exc))
     on_gpu = args.device.startswith("cuda")
     where = torch.cuda.get_device_name() if on_gpu else f"{torch.get_num_threads()} torch threads"

@@ -17,11 +17,11 @@ import argparse
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, TRAIN
+
 ENV = "SyntheticGlimpse-v0"
 
 
@@ -35,7 +35,7 @@ def evals(run: Path) -> list[dict]:
 def train(algo: str, logdir: Path, args: argparse.Namespace, target: float | None) -> tuple[Path, dict | None]:
     """Run train_agent.py; with a target, stop at the first evaluation that reaches it (or at the limit)."""
     run = logdir / f"{ENV}__{algo}__{args.seed}__tta"
-    cmd = [sys.executable, str(ROOT / "train_agent.py"), "--algo", algo, "--seed", str(args.seed),
+    cmd = [*TRAIN, "--algo", algo, "--seed", str(args.seed),
            "--logdir", str(logdir), "--run-name", run.name, "--eval-every", str(args.eval_every), "--no-progress"]
     if args.threads:
         cmd += ["--threads", str(args.threads)]

@@ -31,7 +31,7 @@ RULE_KNOBS = tuple(f.name for f in fields(EpisodeRules) if f.name not in SHAPE_K
 
 def accepts_type(kind: Any, value: Any) -> bool:
     """Whether ``value`` fits the annotation ``kind`` (ints for floats; bools never count as numbers). The one
-    type rule for user-given values: env arguments here, hyperparameters in ``agents.hyperparams``."""
+    type rule for user-given values: env arguments here, hyperparameters in ``agents.training.hyperparams``."""
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
         return any(accepts_type(k, value) for k in typing.get_args(kind))

@@ -45,7 +45,7 @@ LADDER: dict[str, dict[str, Any]] = {
 
 #: The top rung: the paper-scale default benchmark. A lower rung's hyperparameters start from its entry.
 TOP_RUNG = "SyntheticGlimpse-v0"
-#: The env every command uses when none is named (train_agent.py, agents.sweep, python -m envs).
+#: The env every command uses when none is named (train_agent.py, agents.training.sweep, python -m envs).
 DEFAULT_ENV = TOP_RUNG
 
 #: Knobs shown in the ladder's table (the others keep SyntheticConfig's defaults on every rung).

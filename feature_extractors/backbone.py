@@ -23,7 +23,7 @@ from torch.nn import functional
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import googlenet
 
-from agents.devices import DeviceError, check_device
+from agents.common.devices import DeviceError, check_device
 
 from .decode import resize_frame
 from .errors import ExtractionError

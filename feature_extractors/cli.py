@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from agents.cluster import ClusterError
+from agents.common.cluster import ClusterError
 from envs.files import FolderInUseError, refuse_if_locked
 from envs.store import StoreError, add_periphery, remove_store
 
@@ -431,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ExtractionError(f"--glance-size {args.glance_size} needs --cells crop --glance lowres.")
         if args.glance_size is not None:
             check_glance_size(args.glance_size)  # before the clip list is scanned
-        from agents.checks import seed_problem
+        from agents.common.checks import seed_problem
 
         if (problem := seed_problem("--seed", args.seed)) is not None:
             raise ExtractionError(problem)
@@ -483,3 +483,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def console_main(argv: Sequence[str] | None = None) -> int:
+    """:func:`main` as a command (``python -m feature_extractors``, ``glimpse-extract``): decoding workers, the
+    fork server and local Ray die with it, even on kill -9."""
+    from agents.common.children import reap_children_on_exit
+
+    reap_children_on_exit()
+    return main(argv)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.cluster import ray_session
+from agents.common.cluster import ray_session
 
 from .backbone import INPUT_SIZE, Backbone, GoogLeNetTrunk
 from .datasets import ClipList
@@ -62,7 +62,7 @@ class _Network:
     def __init__(self, trunk: GoogLeNetTrunk, identity: str, device: str, threads: int | None, batch_size: int) -> None:
         if device == "cpu":
             # Ray limits a worker to the CPUs it reserved (1); the network may use more (see --ray-threads).
-            from agents.devices import set_threads
+            from agents.common.devices import set_threads
 
             set_threads(threads or os.cpu_count() or 1)
         self.backbone = Backbone.from_trunk(trunk, identity, torch.device(device))

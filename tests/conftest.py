@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-# train_agent.py and evaluate.py are scripts in the repository root, imported by the tests of their bodies
+# the repository root before any installed copy: the tests import this checkout's packages
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 from ray_fixtures import local_ray, marker  # noqa: F401  (fixtures: one local Ray per test module)

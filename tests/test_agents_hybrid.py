@@ -12,9 +12,9 @@ import torch
 from train_fixtures import ENV, SMALL_NET, FakeSession, build_agent
 from train_fixtures import TINY_ENV as TINY
 
-from agents.envutil import make_vector_env
 from agents.evaluation import run_sweep
-from agents.hyperparams import deep_merge
+from agents.training.envutil import make_vector_env
+from agents.training.hyperparams import deep_merge
 
 torch.set_num_threads(1)
 

@@ -1,4 +1,4 @@
-"""Hyperparameter files and the algorithm registry (agents/hyperparams.py, agents/registry.py)."""
+"""Hyperparameter files and the algorithm registry (agents/training/hyperparams.py, agents/training/registry.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,16 @@ import yaml
 from train_fixtures import TINY_ENV
 
 import envs
-from agents.hyperparams import HYPERPARAMS_DIR, HyperparamError, deep_merge, for_env, load_hyperparams, read_yaml
-from agents.registry import ALGORITHMS, UnknownAlgorithmError, resolve_algorithm
-from agents.sb3 import FEATURE_KEYS, GlimpseExtractor
+from agents.algorithms.sb3 import FEATURE_KEYS, GlimpseExtractor
+from agents.training.hyperparams import (
+    HYPERPARAMS_DIR,
+    HyperparamError,
+    deep_merge,
+    for_env,
+    load_hyperparams,
+    read_yaml,
+)
+from agents.training.registry import ALGORITHMS, UnknownAlgorithmError, resolve_algorithm
 
 
 @pytest.mark.parametrize("algo", list(ALGORITHMS))
@@ -78,7 +85,7 @@ def test_resolve_module_class_and_unknown_names() -> None:
     with pytest.raises(UnknownAlgorithmError, match="known algorithms: reinforce, lstm_ppo, soft_attention"):
         resolve_algorithm("dqn")
     with pytest.raises(UnknownAlgorithmError, match="not an SB3-compatible algorithm class"):
-        resolve_algorithm("agents.network:GlimpseNetwork")
+        resolve_algorithm("agents.algorithms.network:GlimpseNetwork")
 
 
 @pytest.mark.parametrize("env_id", list(envs.ENV_IDS))
@@ -103,7 +110,8 @@ def test_zoo_config_is_the_same_experiment_as_train_agent_ppo(env_id: str) -> No
     }
     kwargs = eval(zoo["policy_kwargs"], {"importlib": importlib})
     assert {k: v for k, v in kwargs.items() if k != "features_extractor_class"} == ours["policy_kwargs"]
-    # ppo.yml's `normalize: true` normalises every feature entry of the observation (agents.sb3.FEATURE_KEYS);
+    # ppo.yml's `normalize: true` normalises every feature entry of the observation
+    # (agents.algorithms.sb3.FEATURE_KEYS);
     # zoo.yml names them for the default observation (cube mode)
     normalize = eval(zoo["normalize"], {})
     space = gym.make(envs.ladder.TOP_RUNG, **TINY_ENV).observation_space

@@ -11,10 +11,10 @@ import torch
 from train_fixtures import ENV, FakeSession, build_agent
 
 import envs
-from agents.envutil import make_vector_env
 from agents.evaluation import EvalResult, evaluate_policy
-from agents.hyperparams import deep_merge, load_hyperparams
-from agents.registry import resolve_algorithm
+from agents.training.envutil import make_vector_env
+from agents.training.hyperparams import deep_merge, load_hyperparams
+from agents.training.registry import resolve_algorithm
 
 pytestmark = pytest.mark.slow  # trainings of tens of thousands of steps
 
@@ -93,7 +93,8 @@ def test_oracle_glimpses_beat_mean_pooling() -> None:
 
 
 def test_sb3_ppo_learns_the_easy_rung_from_the_reward_alone() -> None:
-    """The ladder's easy rung with PPO's shipped hyperparameters (agents/hyperparams/ppo.yml), a small budget."""
+    """The ladder's easy rung with PPO's shipped hyperparameters (agents/training/hyperparams/ppo.yml), a small
+    budget."""
     rung = next(iter(envs.LADDER))
     spec = resolve_algorithm("ppo")
     params = load_hyperparams(spec.hyperparams_file, rung, envs.ENV_IDS)

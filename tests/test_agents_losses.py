@@ -1,4 +1,5 @@
-"""Loss terms against hand-computed values on tiny batches (agents/losses.py, agents/reinforce.py)."""
+"""Loss terms against hand-computed values on tiny batches (agents/algorithms/losses.py,
+agents/algorithms/reinforce.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 import torch
 
-from agents.losses import (
+from agents.algorithms.losses import (
     attention_penalty,
     baseline_loss,
     class_cross_entropy,
@@ -16,7 +17,7 @@ from agents.losses import (
     reinforce_loss,
     returns_to_go,
 )
-from agents.reinforce import location_step_mask, stop_step_mask
+from agents.algorithms.reinforce import location_step_mask, stop_step_mask
 
 
 def test_attention_penalty_by_hand() -> None:

@@ -1,4 +1,4 @@
-"""The glimpse network, policies and rollouts (agents/network.py, policy.py, rollout.py, evaluation.py)."""
+"""The glimpse network, policies and rollouts (agents/algorithms/network.py, policy.py, rollout.py, evaluation.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import torch
 from train_fixtures import ENV, FakeSession
 from train_fixtures import TINY_ENV as TINY
 
-from agents.envutil import make_vector_env
+from agents.algorithms.lstm_ppo import LstmPPO, LstmPPOHyperparams
+from agents.algorithms.network import GlimpseNetwork, NetworkConfig
+from agents.algorithms.policy import NetworkPolicy
+from agents.algorithms.reinforce import Reinforce, ReinforceHyperparams
+from agents.algorithms.rollout import collect_episodes
 from agents.evaluation import evaluate_policy
-from agents.lstm_ppo import LstmPPO, LstmPPOHyperparams
-from agents.network import GlimpseNetwork, NetworkConfig
-from agents.policy import NetworkPolicy
-from agents.reinforce import Reinforce, ReinforceHyperparams
-from agents.rollout import collect_episodes
+from agents.training.envutil import make_vector_env
 from envs.periphery import default_periphery_dim
 
 torch.set_num_threads(1)

@@ -13,13 +13,13 @@ import yaml
 from train_fixtures import OVERRIDES, SMALL_NET, TINY, TINY_ENV, FakeSession, build_agent
 
 import envs
-import train_agent
-from agents.envutil import EnvShape, make_vector_env
+from agents.algorithms.network import GlimpseNetwork, NetworkConfig
+from agents.algorithms.policy import NetworkPolicy
 from agents.evaluation import metrics as M
 from agents.evaluation.run import RunError, open_run
-from agents.network import GlimpseNetwork, NetworkConfig
-from agents.policy import NetworkPolicy
-from agents.runs import CONFIG_FORMAT, FormatError, RunFolder
+from agents.training import cli as train_cli
+from agents.training.envutil import EnvShape, make_vector_env
+from agents.training.runs import CONFIG_FORMAT, FormatError, RunFolder
 
 torch.set_num_threads(1)
 
@@ -139,7 +139,7 @@ def test_a_checkpoint_of_another_format_is_refused(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- through the CLI
 def _cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    code = train_agent.main([*args, "--logdir", str(tmp_path), "--no-progress", "--threads", "1"])
+    code = train_cli.main([*args, "--logdir", str(tmp_path), "--no-progress", "--threads", "1"])
     return code, capsys.readouterr().err
 
 
@@ -165,7 +165,7 @@ def test_sb3_resume_continues_from_the_checkpoint(tmp_path: Path, capsys: pytest
     SB3 checkpoints keep no RNG state), and its curve continues without logging a step twice."""
     from stable_baselines3 import PPO
 
-    from agents.sb3 import SB3Algorithm
+    from agents.algorithms.sb3 import SB3Algorithm
 
     common = ["--hyperparams", _hp(tmp_path, "ppo"), "--eval-every", "40", "--checkpoint-every", "40"]
     code, err = _cli(tmp_path, capsys, "--algo", "ppo", "--env-kwargs", *TINY, "--n-envs", "1",

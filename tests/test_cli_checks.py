@@ -116,7 +116,7 @@ def test_sweep_refuses_bad_seeds_and_step_counts_before_ray_starts(tmp_path: Pat
                                                                    needle: str) -> None:
     out = tmp_path / "sweep"
     # Ray is made unimportable: a sweep that got as far as starting it would fail differently
-    code = "import sys; sys.modules['ray'] = None; from agents.sweep import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; sys.modules['ray'] = None; from agents.training.sweep import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.run([sys.executable, "-c", code, "--algos", "random", "--env-kwargs", *TINY, "--out", str(out),
                            *args], cwd=ROOT, env=marked_env("none"), capture_output=True, text=True, timeout=300)
     one_line_error(proc, 2, "sweep: error:", needle)
@@ -136,18 +136,20 @@ def test_train_and_evaluate_keep_to_the_threads_asked_for(tmp_path: Path) -> Non
     """torch.get_num_threads() inside the runs; OMP_NUM_THREADS=5 would be torch's own choice."""
     logdir = tmp_path / "runs"
     code = f"""
-import sys, torch, train_agent, evaluate
+import sys, torch
+from agents.evaluation import cli as evaluate_cli
+from agents.training import cli as train_cli
 
 seen = []
 argv = ["--hyperparams", {str(small_hp(tmp_path))!r}, "--env-kwargs", *{TINY!r}, "--n-envs", "2",
         "--total-timesteps", "20", "--eval-every", "10", "--logdir", {str(logdir)!r}, "--run-name", "r",
         "--no-progress"]
-assert train_agent.main(argv + ["--threads", "3"], on_eval=lambda record: seen.append(torch.get_num_threads())) == 0
+assert train_cli.main(argv + ["--threads", "3"], on_eval=lambda record: seen.append(torch.get_num_threads())) == 0
 print("train", sorted(set(seen)))
 run = {str(logdir / "r")!r}
-assert evaluate.main([run, "--no-progress", "--no-video"]) == 0
+assert evaluate_cli.main([run, "--no-progress", "--no-video"]) == 0
 print("evaluate default", torch.get_num_threads())
-assert evaluate.main([run, "--no-progress", "--no-video", "--threads", "2"]) == 0
+assert evaluate_cli.main([run, "--no-progress", "--no-video", "--threads", "2"]) == 0
 print("evaluate 2", torch.get_num_threads())
 """
     env = {**marked_env("none"), "OMP_NUM_THREADS": "5"}
@@ -163,9 +165,9 @@ print("evaluate 2", torch.get_num_threads())
 
 # ---------------------------------------------------------------------------------------------- smaller promises
 def test_help_states_each_default_once() -> None:
-    import train_agent
+    from agents.training import cli as train_cli
 
-    text = train_agent.build_parser().format_help()
+    text = train_cli.build_parser().format_help()
     assert "(default: None)" not in text and "(default SyntheticGlimpse-v0)" in text
     assert "(default runs)" in text and "(default 3)" in text
 
@@ -205,7 +207,7 @@ def test_extraction_summary_counts_clips_apart_from_failed_rows(tmp_path: Path) 
 
 
 def test_evaluation_of_a_run_still_training_says_so(tmp_path: Path) -> None:
-    import evaluate
+    from agents.evaluation import cli as evaluate_cli
 
     logdir = tmp_path / "runs"
     proc = run([*TRAIN, "--hyperparams", str(small_hp(tmp_path)), "--env-kwargs", *TINY, "--n-envs", "2",
@@ -214,10 +216,10 @@ def test_evaluation_of_a_run_still_training_says_so(tmp_path: Path) -> None:
     folder = logdir / "r"
     board = tmp_path / "board"
     with lock_folder(folder, "run folder"):  # as its trainer holds it
-        assert evaluate.main([str(folder), "--no-progress", "--no-video"]) == 0
-        assert evaluate.main(["--compare", str(folder), "--out", str(board), "--no-progress", "--no-video"]) == 0
+        assert evaluate_cli.main([str(folder), "--no-progress", "--no-video"]) == 0
+        assert evaluate_cli.main(["--compare", str(folder), "--out", str(board), "--no-progress", "--no-video"]) == 0
     assert "**still training** (process" in (folder / "eval.md").read_text()
     assert "still training (process" in (board / "leaderboard.md").read_text()
-    assert evaluate.main(["--compare", str(folder), "--out", str(board), "--no-progress", "--no-video"]) == 0
+    assert evaluate_cli.main(["--compare", str(folder), "--out", str(board), "--no-progress", "--no-video"]) == 0
     assert "still training" not in (board / "leaderboard.md").read_text()  # finished now: no longer marked
 

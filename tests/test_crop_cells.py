@@ -14,7 +14,7 @@ import torch
 from store_fixtures import generic_store
 from video_fixtures import make_video_list
 
-from agents.policy import Policy
+from agents.algorithms.policy import Policy
 from envs.periphery import LOWRES_GLANCE_TRANSFORM, MOTION_ENERGY_TRANSFORM, motion_energy
 from envs.store import FeatureStore, StoreFormatError, StoreWriter, add_periphery
 from feature_extractors import merge
@@ -188,9 +188,9 @@ class StopAtSecondFrame(Policy):
 
 
 def check_the_cost_account_charges_the_glance_and_the_crops_looked_at(store: Path, meta: dict) -> None:
-    from agents.envutil import make_vector_env
+    from agents.evaluation.episodes import run_sweep
     from agents.evaluation.metrics import cost_metrics
-    from agents.evaluation.sweep import run_sweep
+    from agents.training.envutil import make_vector_env
 
     env = make_vector_env("StoreGlimpse-v0", {"data_root": str(store), "subset": "train",
                                               "observation_mode": "glimpse", "early_exit": True}, 2)

@@ -16,14 +16,14 @@ import torch
 import yaml
 from train_fixtures import TINY_ENV
 
-import evaluate
+from agents.algorithms.network import GlimpseNetwork, NetworkConfig
+from agents.algorithms.policy import NetworkPolicy
+from agents.evaluation import cli as evaluate_cli
 from agents.evaluation.compare import compare, evaluate_splits
 from agents.evaluation.metrics import googlenet_flops_per_frame, measure_cost
 from agents.evaluation.report import Options, evaluate_run
 from agents.evaluation.run import EVAL_MD, IMAGES_DIR, RunError, load_run_policy, open_run
-from agents.network import GlimpseNetwork, NetworkConfig
-from agents.policy import NetworkPolicy
-from agents.runs import RunFolder
+from agents.training.runs import RunFolder
 from envs.periphery import default_periphery_dim
 from envs.render import CELL_PIXELS, HEADER_PIXELS
 from envs.synthetic import SyntheticConfig, export_synthetic_store
@@ -44,7 +44,7 @@ QUIET = {"progress": False, "n_envs": 3}  # 3 envs: 20 test clips end in a padde
 
 def train_run(root: Path, algo: str, env_id: str, env_kwargs: dict[str, Any], steps: int = 480, seed: int = 0) -> Path:
     """A tiny run trained by ``train_agent.py`` itself; returns its run folder."""
-    import train_agent
+    from agents.training import cli as train_cli
 
     hp = root / f"{algo}.yml"
     root.mkdir(parents=True, exist_ok=True)
@@ -53,7 +53,7 @@ def train_run(root: Path, algo: str, env_id: str, env_kwargs: dict[str, Any], st
     kwargs = [f"{k}={v!r}" for k, v in env_kwargs.items()]
     argv = ["--algo", algo, "--env", env_id, "--seed", str(seed), "--total-timesteps", str(steps), "--n-envs", "8",
             "--eval-every", "0", "--hyperparams", str(hp), "--logdir", str(root), "--run-name", name, "--no-progress"]
-    assert train_agent.main(argv + (["--env-kwargs", *kwargs] if kwargs else [])) == 0
+    assert train_cli.main(argv + (["--env-kwargs", *kwargs] if kwargs else [])) == 0
     return root / name
 
 
@@ -74,7 +74,7 @@ def evaluated(runs: dict[str, Path]) -> dict[str, dict]:
     """eval.json of every run, evaluated once through the CLI entry point."""
     out = {}
     for name, path in runs.items():
-        assert evaluate.main([str(path), "--no-progress", "--n-envs", "3", "--maps", "2"]) == 0
+        assert evaluate_cli.main([str(path), "--no-progress", "--n-envs", "3", "--maps", "2"]) == 0
         out[name] = json.loads((path / "eval.json").read_text())
     return out
 
@@ -245,7 +245,7 @@ def test_compare_three_runs_sorted_with_hparams(runs, evaluated, tmp_path) -> No
     root = tmp_path / "runs"
     copies = [Path(shutil.copytree(runs[k], root / runs[k].name)) for k in ("soft", "reinforce", "ppo")]
     (root / "notes.txt").write_text("not a run: plain files matched by runs/* are skipped")
-    assert evaluate.main(["--compare", *map(str, sorted(root.iterdir())), "--no-progress"]) == 0
+    assert evaluate_cli.main(["--compare", *map(str, sorted(root.iterdir())), "--no-progress"]) == 0
     rows = json.loads((root / "leaderboard.json").read_text())
     assert [r["status"] for r in rows] == ["ok"] * 3
     accuracies = [r["accuracy"] for r in rows]
@@ -358,7 +358,7 @@ def test_activitynet_export_and_ground_truth(stores, tmp_path) -> None:
 
 # ---------------------------------------------------------------------------------------------- errors
 def test_error_not_a_run_folder(tmp_path, capsys) -> None:
-    assert evaluate.main([str(tmp_path), "--no-progress"]) == 1
+    assert evaluate_cli.main([str(tmp_path), "--no-progress"]) == 1
     assert "is not a run folder: it has no config.json" in capsys.readouterr().err
     with pytest.raises(RunError, match="not a directory"):
         open_run(tmp_path / "nothing")
@@ -376,7 +376,7 @@ def test_error_bad_arguments(runs, capsys) -> None:
                           (["--device", "gpu"], "--device 'gpu' is not a torch device"),
                           (["--device", "cuda:99"], "CUDA GPU")):
         with pytest.raises(SystemExit) as exit_info:
-            evaluate.main([run, *argv])
+            evaluate_cli.main([run, *argv])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 

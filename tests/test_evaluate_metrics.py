@@ -252,8 +252,8 @@ def test_an_early_exit_reads_only_the_frames_it_watched() -> None:
 def test_reads_periphery_follows_the_network_and_the_env(periphery_dim: int) -> None:
     import gymnasium as gym
 
-    from agents.network import GlimpseNetwork, NetworkConfig
-    from agents.policy import NetworkPolicy
+    from agents.algorithms.network import GlimpseNetwork, NetworkConfig
+    from agents.algorithms.policy import NetworkPolicy
 
     tiny = {"num_classes": 3, "feature_dim": 64, "frames": 2, "train_clips_per_class": 1, "test_clips_per_class": 1}
     env = gym.make_vec("SyntheticGlimpse-v0", num_envs=1, vectorization_mode="vector_entry_point",

@@ -170,7 +170,8 @@ def test_sweep_driver_killed_with_sigkill_leaves_no_ray_process(tmp_path: Path, 
             "hyperparams": [{**SMALL_NET, "n_envs": 2}], "train": {"total_timesteps": 100_000_000, "eval_every": 0}}
     (tmp_path / "spec.yml").write_text(yaml.safe_dump(spec))
     out = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "agents.sweep", "--spec", str(tmp_path / "spec.yml"), "--out", str(out), "--cpus", "1"]
+    cmd = [sys.executable, "-m", "agents.training.sweep", "--spec", str(tmp_path / "spec.yml"), "--out", str(out),
+           "--cpus", "1"]
     proc = _start(cmd, tmp_path / "sweep.log", env=marked_env(marker))
     # a trial trains: local Ray is up with all its processes (GCS, raylet, agents, the trial's worker)
     _wait_for(proc, lambda: any(out.glob("*/config.json")), "a trial's run folder", timeout=300)

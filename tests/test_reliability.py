@@ -280,6 +280,6 @@ def test_our_agents_train_without_importing_sb3(tmp_path: Path) -> None:
                tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "SB3 MODULES []" in proc.stdout
-    from agents.registry import ALGORITHMS
+    from agents.training.registry import ALGORITHMS
 
     assert ALGORITHMS["ppo"].is_sb3 and ALGORITHMS["ppo"].cls.__name__ == "PPO"  # imported when named

@@ -175,10 +175,10 @@ def test_reinforce_learns_from_cnn_features_of_rendered_videos(tiny_marked_store
     import torch
     from train_fixtures import FakeSession
 
-    from agents.envutil import make_vector_env
     from agents.evaluation import evaluate_policy
-    from agents.hyperparams import load_hyperparams
-    from agents.registry import resolve_algorithm
+    from agents.training.envutil import make_vector_env
+    from agents.training.hyperparams import load_hyperparams
+    from agents.training.registry import resolve_algorithm
 
     torch.set_num_threads(1)
     env_id, kwargs = "HMDB51Glimpse-v0", {"data_root": str(tiny_marked_store), "observation_mode": "glimpse"}

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from train_fixtures import SMALL_NET, TINY
 
-from agents import statistics
-from agents.statistics import SeedGroup, estimate
+from agents.evaluation import statistics
+from agents.evaluation.statistics import SeedGroup, estimate
 
 pytest.importorskip("rliable")
 
@@ -42,26 +42,26 @@ def test_mean_iqm_and_reproducible_intervals() -> None:
 
 
 def _train(root: Path, algo: str, seed: int) -> Path:
-    import train_agent
+    from agents.training import cli as train_cli
 
     hp = root / "hp.yml"
     hp.write_text(yaml.safe_dump({**SMALL_NET, "n_envs": 2}))
     name = f"{algo}__{seed}"
     argv = ["--algo", algo, "--seed", str(seed), "--env-kwargs", *TINY, "--total-timesteps", "100", "--eval-every",
             "0", "--hyperparams", str(hp), "--logdir", str(root), "--run-name", name, "--no-progress"]
-    assert train_agent.main(argv) == 0
+    assert train_cli.main(argv) == 0
     return root / name
 
 
 @pytest.mark.slow
 def test_compare_groups_three_seeds_with_mean_iqm_and_ci(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import evaluate
+    from agents.evaluation import cli as evaluate_cli
 
     root = tmp_path / "runs"
     root.mkdir()
     runs = [_train(root, "reinforce", seed) for seed in (0, 1, 2)] + [_train(root, "center", 0)]
     args = ["--compare", *map(str, runs), "--out", str(tmp_path / "board"), "--no-progress", "--no-video"]
-    assert evaluate.main(args) == 0
+    assert evaluate_cli.main(args) == 0
     printed = capsys.readouterr().out
     board = tmp_path / "board"
     groups = {g["label"]: g for g in json.loads((board / "seed_groups.json").read_text())}
@@ -78,5 +78,5 @@ def test_compare_groups_three_seeds_with_mean_iqm_and_ci(tmp_path: Path, capsys:
     assert "| reinforce (cube) | 3 | 0, 1, 2 |" in leaderboard and "n=1, no interval" in leaderboard
     assert "Seed groups" in printed and (board / "seed_intervals.png").stat().st_size > 1000
     first = (board / "seed_groups.json").read_text()
-    assert evaluate.main(args) == 0  # again (eval.json reused): the same intervals, bit for bit
+    assert evaluate_cli.main(args) == 0  # again (eval.json reused): the same intervals, bit for bit
     assert (board / "seed_groups.json").read_text() == first

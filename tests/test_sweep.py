@@ -1,4 +1,4 @@
-"""``python -m agents.sweep`` on local Ray (2 CPUs) with tiny trials: run folders evaluate.py reads, a sweep
+"""``python -m agents.training.sweep`` on local Ray (2 CPUs) with tiny trials: run folders evaluate.py reads, a sweep
 killed after its first trial resumes with only the second, and bad specs / addresses refused up front."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import yaml
 from ray_fixtures import kill_marked, marked_env
 from train_fixtures import SMALL_NET, TINY
 
-from agents import sweep
+from agents.training import sweep
 
 pytestmark = pytest.mark.slow  # Ray and subprocess sweeps
 
@@ -34,7 +34,7 @@ def _spec(tmp_path: Path, **changes: object) -> Path:
 
 
 def _sweep(args: list[str], marker: str) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "agents.sweep", "--cpus", "2", "--max-concurrent", "1", *args]
+    cmd = [sys.executable, "-m", "agents.training.sweep", "--cpus", "2", "--max-concurrent", "1", *args]
     return subprocess.Popen(cmd, cwd=ROOT, env=marked_env(marker), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 
@@ -68,9 +68,9 @@ def test_killed_sweep_resumes_only_the_unfinished_trial(tmp_path: Path, marker: 
     steps = [r["env_steps"] for r in reports if r["config"]["trial"]["run_name"] == second.name]
     assert steps[:2] == [100, 200] and all("eval/accuracy" in r for r in reports)
 
-    import evaluate
+    from agents.evaluation import cli as evaluate_cli
 
-    assert evaluate.main(["--compare", str(first), str(second), "--out", str(tmp_path / "board"), "--no-progress",
+    assert evaluate_cli.main(["--compare", str(first), str(second), "--out", str(tmp_path / "board"), "--no-progress",
                           "--no-video"]) == 0
     rows = json.loads((tmp_path / "board" / "leaderboard.json").read_text())
     assert sorted(r["run"] for r in rows if r["status"] == "ok") == sorted([first.name, second.name])
@@ -113,7 +113,7 @@ def test_unreachable_address_is_one_line(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_without_ray_sweeps_say_how_to_install_it_and_nothing_imports_ray_or_rliable(tmp_path: Path) -> None:
-    code = ("import sys; sys.modules['ray'] = None; from agents.sweep import main; "
+    code = ("import sys; sys.modules['ray'] = None; from agents.training.sweep import main; "
             f"sys.exit(main(['--algos', 'random', '--env-kwargs', {', '.join(map(repr, TINY))}, "
             f"'--out', {str(tmp_path / 's')!r}]))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=marked_env("none"), capture_output=True,
@@ -121,8 +121,9 @@ def test_without_ray_sweeps_say_how_to_install_it_and_nothing_imports_ray_or_rli
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("sweep: error: Ray is not installed; pip install")
     # the core modules and CLIs import neither Ray nor rliable
-    code = ("import sys, runpy; import envs, agents, agents.training, agents.statistics, agents.sweep, "
-            "agents.cluster, feature_extractors, feature_extractors.cli, feature_extractors.distributed; "
+    code = ("import sys, runpy; import envs, agents, agents.training.session, agents.evaluation.statistics, "
+            "agents.training.sweep, agents.training.cli, agents.evaluation.cli, agents.common.cluster, "
+            "feature_extractors, feature_extractors.cli, feature_extractors.distributed; "
             "runpy.run_path('evaluate.py'); runpy.run_path('train_agent.py'); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'rliable', 'arch')))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=marked_env("none"), capture_output=True,

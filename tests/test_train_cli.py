@@ -17,10 +17,10 @@ import yaml
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from train_fixtures import OVERRIDES, SMALL_NET, TINY
 
-import train_agent
 from agents import load_policy, make_env_from_run
 from agents.evaluation import evaluate_policy
-from agents.registry import ALGORITHMS
+from agents.training import cli as train_cli
+from agents.training.registry import ALGORITHMS
 
 torch.set_num_threads(1)
 
@@ -146,7 +146,7 @@ def test_rl_zoo3_trains_with_our_config(env_id: str, tmp_path: Path) -> None:
     # the top rung made tiny; the easy rung as registered (a ladder rung has its own zoo.yml entry)
     tiny = [kv.replace("=", ":") for kv in TINY] if env_id == "SyntheticGlimpse-v0" else []
     cmd = [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo", "--env", env_id,
-           "--gym-packages", "envs", "--conf-file", str(ROOT / "agents/hyperparams/zoo.yml"), "-n", "240",
+           "--gym-packages", "envs", "--conf-file", str(ROOT / "agents/training/hyperparams/zoo.yml"), "-n", "240",
            *(["--env-kwargs", *tiny] if tiny else []), "-params", "n_envs:2", "n_steps:60",
            "batch_size:60", "n_epochs:1", "--eval-freq", "-1", "--seed", "0", "-f", str(tmp_path / "logs")]
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -156,7 +156,7 @@ def test_rl_zoo3_trains_with_our_config(env_id: str, tmp_path: Path) -> None:
     assert len(models) == 1
     from stable_baselines3 import PPO
 
-    from agents.sb3 import GlimpseExtractor
+    from agents.algorithms.sb3 import GlimpseExtractor
 
     model = PPO.load(models[0])
     assert isinstance(model.policy.features_extractor, GlimpseExtractor)
@@ -164,7 +164,7 @@ def test_rl_zoo3_trains_with_our_config(env_id: str, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------ errors
 def run_cli(args: list[str], logdir: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = train_agent.main([*args, "--logdir", str(logdir), "--no-progress", "--threads", "1"])
+    code = train_cli.main([*args, "--logdir", str(logdir), "--no-progress", "--threads", "1"])
     return code, capsys.readouterr().err
 
 

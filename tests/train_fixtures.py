@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import envs
-from agents.hyperparams import deep_merge, load_hyperparams
-from agents.registry import ALGORITHMS, resolve_algorithm
+from agents.training.hyperparams import deep_merge, load_hyperparams
+from agents.training.registry import ALGORITHMS, resolve_algorithm
 
 ENV = "SyntheticGlimpse-v0"
 #: A tiny synthetic env: 3 classes, 16-d cells, 5 frames, 9 train and 6 test clips.

@@ -1,6 +1,6 @@
-"""How a policy is scored: the home of evaluation (``evaluate.py`` is its command line).
+"""How a policy is scored: the home of evaluation.
 
-- :mod:`~agents.evaluation.sweep`: the one evaluation loop (:func:`run_sweep`, lockstep batches of whole
+- :mod:`~agents.evaluation.episodes`: the one evaluation loop (:func:`run_sweep`, lockstep batches of whole
   episodes) and the clip prediction rule (per-step softmax summed over the clip; why: its docstring);
   :func:`evaluate_policy` is training's periodic test evaluation over the same loop.
 - :mod:`~agents.evaluation.metrics`: pure scores of a sweep: accuracy, top-k, confusion, per class, the
@@ -8,12 +8,15 @@
 - :mod:`~agents.evaluation.run`: a run folder as evaluation sees it (config, policy, training log, data check).
 - :mod:`~agents.evaluation.report`: one run -> ``eval.json``, ``eval.md``, images, TensorBoard summaries.
 - :mod:`~agents.evaluation.compare`: many runs -> leaderboard and accuracy-vs-FLOPs plot; HMDB-51 splits.
+- :mod:`~agents.evaluation.statistics`: seeds of one setting -> mean, IQM and 95 % intervals (rliable).
 - :mod:`~agents.evaluation.images`: attention maps (OpenCV) and charts (matplotlib).
+- :mod:`~agents.evaluation.probes`: linear probes of a feature store (how much class information its cells hold).
+- :mod:`~agents.evaluation.cli`: the command line (``evaluate.py``, ``glimpse-evaluate``).
 
-Only the sweep is imported here (training needs it; the rest loads torch's FLOP counter, TensorBoard,
+Only the evaluation loop is imported here (training needs it; the rest loads torch's FLOP counter, TensorBoard,
 matplotlib on first use).
 """
 
-from agents.evaluation.sweep import AGGREGATION, EvalResult, Sweep, choose_clips, evaluate_policy, run_sweep
+from agents.evaluation.episodes import AGGREGATION, EvalResult, Sweep, choose_clips, evaluate_policy, run_sweep
 
 __all__ = ["AGGREGATION", "EvalResult", "Sweep", "choose_clips", "evaluate_policy", "run_sweep"]

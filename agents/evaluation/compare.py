@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.evaluation.episodes import AGGREGATION
 from agents.evaluation.report import EVAL_FORMAT, METRIC_ROWS, Options, evaluate_run, fmt, json_safe, training_pid
 from agents.evaluation.run import EVAL_JSON, Run, RunError, model_file, open_run
-from agents.evaluation.sweep import AGGREGATION
 
 LEADERBOARD_COLUMNS = (
     ("run", "run", ""), ("algo", "algo", ""), ("obs", "obs", ""), ("accuracy", "accuracy", "pct"),
@@ -98,7 +98,7 @@ def compare(paths: Sequence[str], opts: Options, out: Path | None, reevaluate: b
                              r.get("attention_flops_per_clip") or 0))
     out = out or _common_parent(folders)
     out.mkdir(parents=True, exist_ok=True)
-    from agents.statistics import leaderboard_section  # seeds of one setting -> mean, IQM, 95 % CI
+    from agents.evaluation.statistics import leaderboard_section  # seeds of one setting -> mean, IQM, 95 % CI
 
     seed_section = leaderboard_section(runs, out, sort_by, opts.seed)
     (out / "leaderboard.md").write_text(leaderboard_markdown(rows, sort_by) + seed_section)

@@ -1,14 +1,14 @@
 """Scores of an evaluation, as pure functions: accuracy, ActivityNet mAP / Hit@k, confusion matrix, FLOPs.
 
 - Clip accuracy: a clip's prediction is the class with the highest *summed* softmax probability over its
-  steps (why summed: :mod:`agents.evaluation.sweep`); a multi-label clip (ActivityNet) counts as right when
+  steps (why summed: :mod:`agents.evaluation.episodes`); a multi-label clip (ActivityNet) counts as right when
   the prediction is one of its labels.
 - ActivityNet untrimmed classification: :func:`activitynet_classification` computes mAP and Hit@k exactly
   as the fixed official evaluator (ActivityNet repository, ``Evaluation/eval_classification.py``) does,
   from the official JSON structures. Offline, no video is blocked (the official script downloads a list).
 - Compute: :func:`counting_flops` counts FLOPs with ``torch.utils.flop_counter.FlopCounterMode``;
   :func:`measure_cost` gives the attention model's FLOPs and the latency of one clip.
-- :func:`score` turns a :class:`~agents.evaluation.sweep.Sweep` (the one evaluation loop's result) into all of
+- :func:`score` turns a :class:`~agents.evaluation.episodes.Sweep` (the one evaluation loop's result) into all of
   the above.
 """
 
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from agents.evaluation.sweep import Sweep
+from agents.evaluation.episodes import Sweep
 
 #: ``version`` field of exported ActivityNet results.
 ACTIVITYNET_VERSION = "VERSION 1.3"

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.evaluation.episodes import AGGREGATION
 from agents.evaluation.run import (
     EVAL_JSON,
     EVAL_MD,
@@ -24,7 +25,6 @@ from agents.evaluation.run import (
     model_file,
     steps_and_wall_time,
 )
-from agents.evaluation.sweep import AGGREGATION
 from envs.files import safe_name
 
 #: Layout version of eval.json; 2 holds the cost account (values and bytes read, the whole CNN per frame; "reads").
@@ -152,7 +152,7 @@ def evaluate_run(run: Run, opts: Options) -> dict[str, Any]:
     import torch
 
     from agents.evaluation import metrics as M
-    from agents.evaluation.sweep import choose_clips, run_sweep
+    from agents.evaluation.episodes import choose_clips, run_sweep
 
     torch.manual_seed(opts.seed)
     # The run's write lock is held while it trains: its newest checkpoint is evaluated, and the report says so.

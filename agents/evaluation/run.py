@@ -1,7 +1,7 @@
 """A training run folder as evaluation sees it: its config, its policy, its training log, its data.
 
 Evaluation writes into the run folder: ``eval.json``, ``eval.md`` and ``evaluation/`` (images); the other
-files are training's (:mod:`agents.runs`).
+files are training's (:mod:`agents.training.runs`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.runs import CONFIG_FILE, CONFIG_FORMAT, FormatError, check_format
+from agents.training.runs import CONFIG_FILE, CONFIG_FORMAT, FormatError, check_format
 
 EVAL_JSON, EVAL_MD, IMAGES_DIR = "eval.json", "eval.md", "evaluation"
 
@@ -80,7 +80,7 @@ def open_run(path: str | Path) -> Run:
 def model_file(run: Run, checkpoint: str | None = None) -> Path | None:
     """The file the policy is loaded from: ``checkpoint``, else the final model named in config.json, else the
     latest checkpoint (what :func:`agents.load_policy` reads), or None."""
-    from agents.runs import RunFolder
+    from agents.training.runs import RunFolder
 
     if checkpoint is not None:
         return Path(checkpoint)
@@ -90,11 +90,11 @@ def model_file(run: Run, checkpoint: str | None = None) -> Path | None:
 
 
 def load_run_policy(run: Run, device: str, seed: int, checkpoint: str | None = None) -> Any:
-    """The run's trained :class:`agents.policy.Policy`; ``RunError`` for a missing or corrupt model."""
+    """The run's trained :class:`agents.algorithms.policy.Policy`; ``RunError`` for a missing or corrupt model."""
     import torch
 
     from agents import load_policy
-    from agents.runs import FormatError, RunFolderError
+    from agents.training.runs import FormatError, RunFolderError
 
     try:
         policy = load_policy(run.path, device=device, checkpoint=checkpoint)

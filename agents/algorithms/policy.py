@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from agents.network import GlimpseNetwork, NetState
+from agents.algorithms.network import GlimpseNetwork, NetState
 
 LocationRule = Literal["learned", "random", "center", "oracle"]
 LOCATION_RULES: tuple[str, ...] = ("learned", "random", "center", "oracle")

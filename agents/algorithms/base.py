@@ -1,7 +1,7 @@
 """What ``train_agent.py`` drives: the :class:`Algorithm` interface and :class:`EpisodeAlgorithm`, the
 template for our own agents that learn from whole lockstep episodes.
 
-A training session (``agents.training.TrainingSession``) calls ``learn``; the algorithm reports back after
+A training session (``agents.training.session.TrainingSession``) calls ``learn``; the algorithm reports back after
 every iteration through the session's ``on_iteration``/``stop_requested``, which do logging, evaluation,
 checkpoints and Ctrl-C.
 """
@@ -18,11 +18,11 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import torch
 
-from agents.envutil import EnvShape, IncompatibleEnvError, make_vector_env
-from agents.network import GlimpseNetwork, NetworkConfig, RunningMoments
-from agents.policy import LocationRule, NetworkPolicy, Policy
-from agents.rollout import EpisodeBatch, collect_episodes
-from agents.runs import check_format
+from agents.algorithms.network import GlimpseNetwork, NetworkConfig, RunningMoments
+from agents.algorithms.policy import LocationRule, NetworkPolicy, Policy
+from agents.algorithms.rollout import RolloutBatch, collect_episodes
+from agents.training.envutil import EnvShape, IncompatibleEnvError, make_vector_env
+from agents.training.runs import check_format
 
 #: Layout version of model.pt and of our checkpoints; a loader refuses another one.
 CHECKPOINT_FORMAT = 1
@@ -38,7 +38,8 @@ class Session(Protocol):
 
 
 class Algorithm(ABC):
-    """A learner bound to one env. Subclasses: :class:`EpisodeAlgorithm` (ours), ``agents.sb3.SB3Algorithm``."""
+    """A learner bound to one env. Subclasses: :class:`EpisodeAlgorithm` (ours),
+    ``agents.algorithms.sb3.SB3Algorithm``."""
 
     #: file name of the final model inside a run folder
     model_filename: ClassVar[str]
@@ -73,7 +74,7 @@ class Algorithm(ABC):
 
 @dataclass
 class EpisodeHyperparams:
-    """Hyperparameters shared by our agents (keys of ``agents/hyperparams/<algo>.yml``).
+    """Hyperparameters shared by our agents (keys of ``agents/training/hyperparams/<algo>.yml``).
 
     :param n_envs: episodes collected in lockstep per update (``--n-envs`` overrides).
     :param n_timesteps: default training length in env steps (``--total-timesteps`` overrides).
@@ -81,8 +82,8 @@ class EpisodeHyperparams:
     :param learning_rate: Adam step size.
     :param weight_decay: L2 coefficient gamma of the paper's loss (Adam weight decay).
     :param max_grad_norm: gradient clipping (0 disables).
-    :param network: :class:`~agents.network.NetworkConfig` entries: embed_dim, hidden_size, num_layers,
-        class_hidden, dropout, saliency_prior, encode_periphery, content_dropout.
+    :param network: :class:`~agents.algorithms.network.NetworkConfig` entries: embed_dim, hidden_size,
+        num_layers, class_hidden, dropout, saliency_prior, encode_periphery, content_dropout.
     :param exit_warmup: with the env's ``early_exit``, env steps during which episodes are never stopped and the
         stop head does not learn, so the class head learns from whole clips first. Without it a frame cost makes
         stopping at once the best policy while the class head is at chance, and then the class head never sees
@@ -232,7 +233,7 @@ class EpisodeAlgorithm(Algorithm):
 
     # ------------------------------------------------------------------ training
     @abstractmethod
-    def update(self, batch: EpisodeBatch) -> dict[str, float]:
+    def update(self, batch: RolloutBatch) -> dict[str, float]:
         """Learn from one batch; return ``train/...`` metrics (names without the prefix)."""
 
     def obs_keys(self) -> tuple[str, ...]:
@@ -246,7 +247,7 @@ class EpisodeAlgorithm(Algorithm):
         """Whether rollouts may stop early now (early exit, after ``exit_warmup`` env steps)."""
         return self.learns_to_stop and self.shape.early_exit and self.num_timesteps >= self.hp.exit_warmup
 
-    def collect(self) -> EpisodeBatch:
+    def collect(self) -> RolloutBatch:
         self.network.eval()
         self._rollout_policy.allow_stop = self.stopping
         return collect_episodes(
@@ -280,7 +281,7 @@ class EpisodeAlgorithm(Algorithm):
             metrics["time/fps"] = (self.num_timesteps - start_steps) / max(busy, 1e-9)
             session.on_iteration(self.num_timesteps, metrics)
 
-    def _rollout_metrics(self, batch: EpisodeBatch) -> dict[str, float]:
+    def _rollout_metrics(self, batch: RolloutBatch) -> dict[str, float]:
         focus = torch.nanmean(batch.on_core, 0)  # (B,)
         assert batch.lengths is not None
         for ret, ok, n, f in zip(batch.episode_returns.tolist(), batch.success.tolist(), batch.lengths.tolist(),

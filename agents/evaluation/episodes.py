@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.policy import Policy
-from agents.rollout import collect_episodes
+from agents.algorithms.policy import Policy
+from agents.algorithms.rollout import collect_episodes
 
 AGGREGATION = "argmax of the per-step softmax class probabilities summed over the clip's steps"
 

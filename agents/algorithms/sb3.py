@@ -10,7 +10,8 @@
 - :class:`SB3Algorithm`: builds the model on a ``DummyVecEnv`` of monitored single envs (optionally
   ``VecNormalize`` for the observation features, ``normalize: true``), forwards SB3's log records to the
   run's TensorBoard writer and drives evaluation, checkpoints and Ctrl-C through a callback.
-- :class:`SB3Policy`: the uniform :class:`~agents.policy.Policy` over any SB3 policy (recurrent ones too).
+- :class:`SB3Policy`: the uniform :class:`~agents.algorithms.policy.Policy` over any SB3 policy (recurrent ones too).
+- :func:`load_model`: an SB3 zip of a run folder, whichever module name its pickles give our classes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +36,20 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from torch import nn
 
-from agents.base import Algorithm, Session
-from agents.envutil import env_errors, register_envs
-from agents.hyperparams import HyperparamError
-from agents.policy import Policy
+from agents.algorithms.base import Algorithm, Session
+from agents.algorithms.policy import Policy
+from agents.training.envutil import env_errors, register_envs
+from agents.training.hyperparams import HyperparamError
 
 #: keys of an SB3 hyperparameter entry that are ours, not the algorithm constructor's
 OWN_KEYS = ("policy", "normalize", "n_envs", "n_timesteps", "eval_every")
 #: constructor arguments we set ourselves
 RESERVED_ARGS = ("self", "policy", "env", "seed", "device", "verbose", "tensorboard_log", "_init_setup_model")
 FEATURE_KEYS = ("glimpse", "periphery", "cube")
+#: Module names that an SB3 zip may pickle our classes under (``policy_kwargs`` holds the features extractor class
+#: by module path; run folders written with the package's flat ``agents.<module>`` layout name ``agents.sb3``)
+#: -> the module that defines them.
+PICKLED_MODULES = {"agents.sb3": "agents.algorithms.sb3"}
 
 
 class UnsupportedActionSpaceError(ValueError):
@@ -227,11 +235,32 @@ class SB3Algorithm(Algorithm):
         if (norm := self._obs_normalizer()) is not None:
             saved = VecNormalize.load(str(vecnormalize_path(path)), norm.venv)
             norm.obs_rms = saved.obs_rms
-        self.model = self.algo_class.load(path, env=self.venv, device=self.model.device)
+        self.model = load_model(self.algo_class, path, env=self.venv, device=self.model.device)
         self._fresh = False
 
     def close(self) -> None:
         self.venv.close()
+
+
+@contextmanager
+def pickled_module_names() -> Iterator[None]:
+    """Within the block, each name of :data:`PICKLED_MODULES` imports the module that defines the classes."""
+    added = []
+    for name, target in PICKLED_MODULES.items():
+        if name not in sys.modules:
+            sys.modules[name] = importlib.import_module(target)
+            added.append(name)
+    try:
+        yield
+    finally:
+        for name in added:
+            sys.modules.pop(name, None)
+
+
+def load_model(algo_class: type[BaseAlgorithm], path: Path | str, **kwargs: Any) -> BaseAlgorithm:
+    """``algo_class.load(path, **kwargs)``, with the module names of :data:`PICKLED_MODULES` resolved."""
+    with pickled_module_names():
+        return algo_class.load(path, **kwargs)
 
 
 def vecnormalize_path(model_path: Path) -> Path:
@@ -249,7 +278,7 @@ def unsupported_action_space(algo_class: type, action_space: spaces.Space, reaso
 
 
 class SB3Policy(Policy):
-    """:class:`~agents.policy.Policy` over an SB3 model (recurrent policies keep their LSTM state)."""
+    """:class:`~agents.algorithms.policy.Policy` over an SB3 model (recurrent policies keep their LSTM state)."""
 
     def __init__(self, model: BaseAlgorithm, obs_normalizer: VecNormalize | None = None) -> None:
         self.model = model

@@ -1,4 +1,4 @@
-"""A training session: drives an :class:`~agents.base.Algorithm` and owns what every run shares -
+"""A training session: drives an :class:`~agents.algorithms.base.Algorithm` and owns what every run shares -
 TensorBoard logging, periodic test-set evaluation, checkpoints, the progress bar and Ctrl-C.
 
 Ctrl-C sets a flag; the algorithm finishes its current iteration (ours) or step (SB3), then the session
@@ -20,9 +20,9 @@ from typing import Any
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from agents.base import Algorithm
+from agents.algorithms.base import Algorithm
 from agents.evaluation import EvalResult, evaluate_policy
-from agents.runs import RESULTS_FILE, RunFolder, write_json
+from agents.training.runs import RESULTS_FILE, RunFolder, write_json
 
 #: evaluation metric -> TensorBoard tag
 EVAL_TAGS = {

@@ -9,7 +9,7 @@
     result.json          the final evaluation, env steps trained and wall time
     .lock                the write lock (``envs.files``): one process trains (or resumes) a run at a time
 
-:func:`load_policy` turns any run folder into a :class:`~agents.policy.Policy`.
+:func:`load_policy` turns any run folder into a :class:`~agents.algorithms.policy.Policy`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents.policy import Policy
+from agents.algorithms.policy import Policy
 from envs.files import LOCK_FILE, FolderLock, lock_folder, lock_holder, replace_atomically, safe_name
 from envs.files import write_json_atomic as write_json
 
@@ -53,10 +53,12 @@ def check_format(data: Any, expected: int, path: Path | str) -> None:
                           "use the version of the toolkit that wrote it")
 
 
-def run_name(env_id: str, algo: str, seed: int, now: float | None = None) -> str:
-    """``<env>__<algo>__<seed>__<YYYYmmdd-HHMMSS>`` (``module:Class`` algos keep only safe characters)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    return f"{env_id}__{safe_name(algo)}__{seed}__{stamp}"
+def run_name(env_id: str, algo: str, seed: int, tag: str | None = None, now: float | None = None) -> str:
+    """``<env>__<algo>__<seed>__<tag>``, the tag defaulting to the time ``YYYYmmdd-HHMMSS`` (``module:Class``
+    algos keep only safe characters). A sweep's tag names its trial instead (``agents.training.sweep``)."""
+    if tag is None:
+        tag = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return f"{env_id}__{safe_name(algo)}__{seed}__{tag}"
 
 
 def package_versions() -> dict[str, str | None]:
@@ -190,8 +192,8 @@ def load_policy(run_dir: Path | str, device: str = "cpu", checkpoint: Path | str
 
     The returned :class:`Policy` acts on the env rebuilt by :func:`make_env_from_run`.
     """
-    from agents.base import load_network_policy, load_network_policy_from_checkpoint
-    from agents.registry import resolve_algorithm
+    from agents.algorithms.base import load_network_policy, load_network_policy_from_checkpoint
+    from agents.training.registry import resolve_algorithm
 
     run = RunFolder(run_dir)
     config = run.read_config()
@@ -204,9 +206,9 @@ def load_policy(run_dir: Path | str, device: str = "cpu", checkpoint: Path | str
             raise RunFolderError(f"{run.path} has neither a final model ({path.name}) nor a checkpoint")
         path = latest
     if spec.is_sb3:
-        from agents.sb3 import SB3Policy, vecnormalize_path
+        from agents.algorithms.sb3 import SB3Policy, load_model, vecnormalize_path
 
-        model = spec.cls.load(path, device=device)
+        model = load_model(spec.cls, path, device=device)
         norm_path = vecnormalize_path(path)
         normalizer = None
         if norm_path.is_file():
@@ -223,7 +225,7 @@ def load_policy(run_dir: Path | str, device: str = "cpu", checkpoint: Path | str
 
 def make_env_from_run(run_dir: Path | str, *, num_envs: int = 1, subset: str | None = "test") -> Any:
     """The batched vector env a run was trained on (``subset`` overrides the env's subset; None keeps it)."""
-    from agents.envutil import make_vector_env
+    from agents.training.envutil import make_vector_env
 
     config = RunFolder(run_dir).read_config()
     kwargs = dict(config["env_kwargs"])

@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.policy import NetworkPolicy, Policy
+from agents.algorithms.policy import NetworkPolicy, Policy
 
 # Observation keys stored for learning; "periphery" and "cube" only when the env emits them.
 OBS_KEYS = ("glimpse", "location", "progress", "periphery", "cube")
 
 
 @dataclass
-class EpisodeBatch:
+class RolloutBatch:
     """One lockstep batch of B whole episodes of L steps.
 
     ``obs[key]`` (L, B, ...) is what the agent saw at each step (torch, float32 / int64 location);
@@ -112,7 +112,7 @@ def collect_episodes(
     options: dict[str, Any] | None = None,
     deterministic: bool = False,
     obs_keys: tuple[str, ...] = OBS_KEYS,
-) -> EpisodeBatch:
+) -> RolloutBatch:
     """Reset ``env`` (a batched vector env) and run one episode in every sub-env with ``policy``.
 
     :param seed: passed to ``env.reset`` (sub-env i gets ``seed + i``).
@@ -158,7 +158,7 @@ def collect_episodes(
     for key in steps_obs[0]:
         value = torch.from_numpy(np.stack([o[key] for o in steps_obs]))  # (L, B, ...)
         stacked[key] = value.long() if key == "location" else value.float()
-    return EpisodeBatch(
+    return RolloutBatch(
         obs=stacked,
         actions=torch.from_numpy(np.stack(actions)).long(),
         rewards=torch.from_numpy(np.stack(rewards)),

@@ -29,7 +29,7 @@ Departures from the paper (which leaves these open or states them differently):
 - The learned baseline (variance reduction, as in Mnih et al. 2014) is not in the paper.
 - Sums over steps in eq. 6 and the loss are averaged instead, so learning rates do not depend on the
   episode length; the last step's location is left out of eq. 6 (no glimpse follows it).
-- Dropout sits only in the class head (see ``agents.network``); ``entropy_coef`` (default 0) and
+- Dropout sits only in the class head (see ``agents.algorithms.network``); ``entropy_coef`` (default 0) and
   ``normalize_advantage`` are optional extras.
 - The location head may learn slower than the rest (``location_lr_scale``; the shipped default is 0.1).
   While the class head is still at chance the reward is noise; Adam turns that noise into full-size steps
@@ -47,8 +47,8 @@ from typing import Any
 
 import torch
 
-from agents.base import EpisodeAlgorithm, EpisodeHyperparams
-from agents.losses import (
+from agents.algorithms.base import EpisodeAlgorithm, EpisodeHyperparams
+from agents.algorithms.losses import (
     attention_penalty,
     baseline_loss,
     categorical_entropy,
@@ -59,7 +59,7 @@ from agents.losses import (
     standardize,
     taken_log_prob,
 )
-from agents.rollout import EpisodeBatch
+from agents.algorithms.rollout import RolloutBatch
 
 
 @dataclass
@@ -115,7 +115,7 @@ class Reinforce(EpisodeAlgorithm):
         """The location and stop heads in groups of their own (``location_lr_scale``, ``stop_lr_scale``)."""
         return self.location_param_groups(self.hp.location_lr_scale, self.hp.stop_lr_scale)
 
-    def update(self, batch: EpisodeBatch) -> dict[str, float]:
+    def update(self, batch: RolloutBatch) -> dict[str, float]:
         hp = self.hp
         dev = self.device
         obs = {k: v.to(dev) for k, v in batch.obs.items()}

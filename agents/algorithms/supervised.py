@@ -1,6 +1,6 @@
 """Baselines whose class head learns by backpropagation only (cross-entropy at every step).
 
-All use the same :class:`~agents.network.GlimpseNetwork` and the same class head as ``reinforce``, so the
+All use the same :class:`~agents.algorithms.network.GlimpseNetwork` and the same class head as ``reinforce``, so the
 way they attend is the only difference:
 
 - ``soft_attention``: Sharma, Kiros & Salakhutdinov (2015), the paper's "baseline attention". The input of
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from agents.base import EpisodeAlgorithm, EpisodeHyperparams
-from agents.losses import attention_penalty
-from agents.rollout import EpisodeBatch
+from agents.algorithms.base import EpisodeAlgorithm, EpisodeHyperparams
+from agents.algorithms.losses import attention_penalty
+from agents.algorithms.rollout import RolloutBatch
 
 
 @dataclass
@@ -45,7 +45,7 @@ class SupervisedAgent(EpisodeAlgorithm):
     explore = False
     hp: SupervisedHyperparams
 
-    def update(self, batch: EpisodeBatch) -> dict[str, float]:
+    def update(self, batch: RolloutBatch) -> dict[str, float]:
         obs = {k: v.to(self.device) for k, v in batch.obs.items()}
         out, _ = self.network(obs)
         steps, n = batch.length, batch.num_episodes

@@ -1,4 +1,4 @@
-"""Hyperparameter files: one yaml per algorithm in ``agents/hyperparams/``, keyed by env id, like rl_zoo3's.
+"""Hyperparameter files: one yaml per algorithm in ``agents/training/hyperparams/``, keyed by env id, like rl_zoo3's.
 
 Each file has a ``default`` entry and optional per-env entries; an env's hyperparameters are ``default``
 updated by its own entry (nested mappings such as ``network`` and ``policy_kwargs`` are merged key by key).

@@ -1,6 +1,6 @@
 """``lstm_ppo``: a recurrent actor-critic trained by PPO over whole fixed-length episodes.
 
-The same :class:`~agents.network.GlimpseNetwork` as ``reinforce`` (an LSTM memory core with location,
+The same :class:`~agents.algorithms.network.GlimpseNetwork` as ``reinforce`` (an LSTM memory core with location,
 class and value heads; the value head is the critic on the LSTM state). Two ways to learn the class,
 chosen by the ``class_loss`` hyperparameter:
 
@@ -38,8 +38,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from agents.base import EpisodeAlgorithm, EpisodeHyperparams
-from agents.losses import (
+from agents.algorithms.base import EpisodeAlgorithm, EpisodeHyperparams
+from agents.algorithms.losses import (
     attention_penalty,
     categorical_entropy,
     class_cross_entropy,
@@ -49,8 +49,8 @@ from agents.losses import (
     standardize,
     taken_log_prob,
 )
-from agents.reinforce import location_step_mask, stop_step_mask
-from agents.rollout import EpisodeBatch
+from agents.algorithms.reinforce import location_step_mask, stop_step_mask
+from agents.algorithms.rollout import RolloutBatch
 
 CLASS_LOSSES = ("cross_entropy", "none")
 
@@ -119,7 +119,7 @@ class LstmPPO(EpisodeAlgorithm):
         """The location and stop heads in groups of their own (``location_lr_scale``, ``stop_lr_scale``)."""
         return self.location_param_groups(self.hp.location_lr_scale, self.hp.stop_lr_scale)
 
-    def update(self, batch: EpisodeBatch) -> dict[str, float]:
+    def update(self, batch: RolloutBatch) -> dict[str, float]:
         hp = self.hp
         assert batch.values is not None and batch.location_log_prob is not None and batch.class_log_prob is not None
         dev = self.device

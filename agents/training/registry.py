@@ -1,7 +1,7 @@
 """The algorithm registry: the single source of truth for ``--algo`` names.
 
 Each name maps to an :class:`AlgorithmSpec`: the class that trains it and the yaml that holds its
-hyperparameter defaults (``agents/hyperparams/<algo>.yml``; the five supervised baselines share
+hyperparameter defaults (``agents/training/hyperparams/<algo>.yml``; the five supervised baselines share
 ``supervised.yml``). Besides the names below, any SB3-compatible class
 can be named as ``module:Class`` (its defaults come from ``sb3_class.yml``).
 """
@@ -12,12 +12,12 @@ import importlib
 from dataclasses import dataclass, fields
 from typing import Any
 
-from agents.base import Algorithm, EpisodeAlgorithm, EpisodeHyperparams
-from agents.hyperparams import HYPERPARAMS_DIR, HyperparamError, check_keys, check_types
-from agents.lstm_ppo import LstmPPO
-from agents.network import NetworkConfig
-from agents.reinforce import Reinforce
-from agents.supervised import CenterGlimpse, MeanPool, OracleGlimpse, RandomGlimpse, SoftAttention
+from agents.algorithms.base import Algorithm, EpisodeAlgorithm, EpisodeHyperparams
+from agents.algorithms.lstm_ppo import LstmPPO
+from agents.algorithms.network import NetworkConfig
+from agents.algorithms.reinforce import Reinforce
+from agents.algorithms.supervised import CenterGlimpse, MeanPool, OracleGlimpse, RandomGlimpse, SoftAttention
+from agents.training.hyperparams import HYPERPARAMS_DIR, HyperparamError, check_keys, check_types
 
 SB3_CLASS_FILE = "sb3_class.yml"
 #: The five supervised baselines share one file (they differ only in where they look).
@@ -39,7 +39,8 @@ class AlgorithmSpec:
     hyperparams_file: str = ""
 
     def __post_init__(self) -> None:
-        # agents/hyperparams/<name>.yml when there is one (a user may add one for a baseline), else the shared file
+        # agents/training/hyperparams/<name>.yml when there is one (a user may add one for a baseline), else the
+        # shared file
         own = f"{self.name}.yml"
         if not self.hyperparams_file or (HYPERPARAMS_DIR / own).is_file():
             object.__setattr__(self, "hyperparams_file", own)
@@ -59,7 +60,7 @@ class AlgorithmSpec:
     def allowed_keys(self) -> set[str]:
         """Top-level hyperparameter keys."""
         if self.is_sb3:
-            from agents.sb3 import OWN_KEYS, constructor_keys
+            from agents.algorithms.sb3 import OWN_KEYS, constructor_keys
 
             return constructor_keys(self.cls) | set(OWN_KEYS)
         return {f.name for f in fields(self.cls.hyperparams_class)}
@@ -83,7 +84,7 @@ class AlgorithmSpec:
         self, env_id: str, env_kwargs: dict[str, Any], params: dict[str, Any], *, n_envs: int, seed: int, device: str
     ) -> Algorithm:
         if self.is_sb3:
-            from agents.sb3 import SB3Algorithm
+            from agents.algorithms.sb3 import SB3Algorithm
 
             return SB3Algorithm(self.cls, env_id, env_kwargs, params, n_envs=n_envs, seed=seed, device=device)
         assert issubclass(self.cls, EpisodeAlgorithm)
@@ -119,7 +120,7 @@ def resolve_algorithm(name: str) -> AlgorithmSpec:
     if ":" in name:
         from stable_baselines3.common.base_class import BaseAlgorithm
 
-        from agents.sb3 import import_object
+        from agents.algorithms.sb3 import import_object
 
         try:
             cls = import_object(name)

@@ -1,17 +1,17 @@
 """Sweeps on Ray Tune: algorithms x seeds x env kwargs x hyperparameter overrides, one run folder per trial.
 
-    python -m agents.sweep --algos reinforce lstm_ppo --seeds 0 1 2 --out runs/sweep
-    python -m agents.sweep --spec sweep.yml --out runs/sweep --cpus-per-trial 1
-    python -m agents.sweep --resume runs/sweep                 # after a kill or Ctrl-C: only unfinished trials
-    python -m agents.sweep --spec sweep.yml --out /nfs/runs/sweep --address HEAD:6379   # on a cluster
+    python -m agents.training.sweep --algos reinforce lstm_ppo --seeds 0 1 2 --out runs/sweep
+    python -m agents.training.sweep --spec sweep.yml --out runs/sweep --cpus-per-trial 1
+    python -m agents.training.sweep --resume runs/sweep                 # after a kill or Ctrl-C: only unfinished trials
+    python -m agents.training.sweep --spec sweep.yml --out /nfs/runs/sweep --address HEAD:6379   # on a cluster
 
-Every trial is one ``train_agent.py`` run (the same code, in a Ray worker) written as an ordinary run folder
-``<out>/<env>__<algo>__<seed>__<tag>/`` that ``evaluate.py`` reads and ``train_agent.py --resume``
-continues; each evaluation is reported to Tune as ``eval/accuracy`` (and the other ``eval/*`` metrics) as
-training goes. Tune keeps its state in ``<out>/.tune`` and this module its spec in ``<out>/.sweep``. Trials
-run at most ``cpus / cpus_per_trial`` at a time (and ``--max-concurrent``); each uses ``cpus_per_trial``
-torch threads. ``--resume`` restores the Tuner: finished trials are kept (a trial whose run folder has its
-``result.json`` returns at once), interrupted ones continue from their last checkpoint.
+Every trial is one ``train_agent.py`` run (:func:`agents.training.cli.main`, called in a Ray worker)
+written as an ordinary run folder ``<out>/<env>__<algo>__<seed>__<tag>/`` that ``evaluate.py`` reads and
+``train_agent.py --resume`` continues; each evaluation is reported to Tune as ``eval/accuracy`` (and the other
+``eval/*`` metrics) as training goes. Tune keeps its state in ``<out>/.tune`` and this module its spec in
+``<out>/.sweep``. Trials run at most ``cpus / cpus_per_trial`` at a time (and ``--max-concurrent``); each uses
+``cpus_per_trial`` torch threads. ``--resume`` restores the Tuner: finished trials are kept (a trial whose run
+folder has its ``result.json`` returns at once), interrupted ones continue from their last checkpoint.
 
 A spec file (yaml) is one grid, or shared keys plus a list of ``grids`` whose trials are concatenated::
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import itertools
 import json
 import shutil
@@ -41,12 +40,10 @@ from typing import Any
 
 import yaml
 
-from agents.cluster import ClusterError, ray_session
+from agents.common.cluster import ClusterError, ray_session
 from envs import DEFAULT_ENV
-from envs.files import LOCK_FILE, FolderInUseError, lock_folder, safe_name
+from envs.files import LOCK_FILE, FolderInUseError, lock_folder
 
-ROOT = Path(__file__).resolve().parents[1]
-TRAIN_SCRIPT = ROOT / "train_agent.py"
 TUNE_DIR = ".tune"
 SWEEP_DIR = ".sweep"
 SPEC_FILE = "spec.json"
@@ -105,7 +102,7 @@ def expand(spec: dict[str, Any], where: str = "the sweep spec") -> list[dict[str
             trials.append({"env": env, "algo": algo, "seed": seed, "env_kwargs": kwargs, "hyperparams": params,
                            "train": train})
     for index, trial in enumerate(trials):
-        trial["run_name"] = run_name(trial, index)
+        trial["run_name"] = trial_run_name(trial, index)
     names = [t["run_name"] for t in trials]
     if len(set(names)) != len(names):
         raise SweepError(f"{where}: the same trial is listed twice")
@@ -119,7 +116,7 @@ _TRAIN_LEAST = {"total_timesteps": 1, "n_envs": 1, "eval_every": 0, "checkpoint_
 
 def _check_numbers(seeds: list[Any], train: dict[str, Any], where: str) -> None:
     """Seeds in [0, 2**32) and positive step counts, before Ray starts (a trial would only fail later)."""
-    from agents.checks import count_problem, seed_problem
+    from agents.common.checks import count_problem, seed_problem
 
     problems = [seed_problem("every seed", seed) for seed in seeds]
     problems += [count_problem(TRAIN_OPTIONS[key].lstrip("-").replace("-", "_"), value, _TRAIN_LEAST[key])
@@ -129,19 +126,21 @@ def _check_numbers(seeds: list[Any], train: dict[str, Any], where: str) -> None:
             raise SweepError(f"{where}: {problem}")
 
 
-def run_name(trial: dict[str, Any], index: int) -> str:
-    """``<env>__<algo>__<seed>__t<index>-<hash of the settings>``: stable, so a resumed sweep finds its runs."""
+def trial_run_name(trial: dict[str, Any], index: int) -> str:
+    """The run folder name of a trial, tagged ``t<index>-<hash of the settings>``
+    (:func:`agents.training.runs.run_name`): stable, so a resumed sweep finds its runs."""
+    from agents.training.runs import run_name
+
     settings = {k: trial[k] for k in ("env", "algo", "seed", "env_kwargs", "hyperparams", "train")}
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:6]
-    algo = safe_name(trial["algo"])
-    return f"{trial['env']}__{algo}__{trial['seed']}__t{index:03d}-{digest}"
+    return run_name(trial["env"], trial["algo"], trial["seed"], tag=f"t{index:03d}-{digest}")
 
 
 def validate(trials: Sequence[dict[str, Any]]) -> None:
     """Refuse unknown algorithms, hyperparameters and env kwargs before anything runs (raises SweepError)."""
-    from agents.envutil import EnvBuildError, eval_env_kwargs, make_vector_env, register_envs
-    from agents.hyperparams import HyperparamError, load_hyperparams
-    from agents.registry import UnknownAlgorithmError, resolve_algorithm
+    from agents.training.envutil import EnvBuildError, eval_env_kwargs, make_vector_env, register_envs
+    from agents.training.hyperparams import HyperparamError, load_hyperparams
+    from agents.training.registry import UnknownAlgorithmError, resolve_algorithm
 
     register_envs()
     import envs
@@ -187,17 +186,6 @@ def train_argv(trial: dict[str, Any], out: Path, threads: int, device: str) -> l
 
 
 # ============================================================================================== one trial
-def _load_train_agent() -> Any:
-    """``train_agent.py`` (a script at the repository root, not a package module) as a module."""
-    if not TRAIN_SCRIPT.is_file():
-        raise SweepError(f"{TRAIN_SCRIPT} not found: run sweeps from a checkout of the repository")
-    spec = importlib.util.spec_from_file_location("train_agent", TRAIN_SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _tune_metrics(record: dict[str, Any]) -> dict[str, Any]:
     """An ``eval.jsonl`` / ``result.json`` record as Tune metrics (``eval/<name>`` like TensorBoard's tags)."""
     out: dict[str, Any] = {"env_steps": record.get("step", record.get("num_timesteps"))}
@@ -216,7 +204,7 @@ def run_trial(config: dict[str, Any], report: Callable[[dict[str, Any]], None]) 
         final = json.loads(result_file.read_text())
         report({**_tune_metrics(final), "done_before": True})
         return final
-    from agents.runs import RunFolder
+    from agents.training.runs import RunFolder
 
     folder = RunFolder(run)
     tail = ["--threads", str(config["threads"]), "--no-progress"]
@@ -229,7 +217,9 @@ def run_trial(config: dict[str, Any], report: Callable[[dict[str, Any]], None]) 
                     if path.name != LOCK_FILE:
                         shutil.rmtree(path) if path.is_dir() else path.unlink()
         argv = train_argv(trial, out, config["threads"], config["device"])
-    status = _load_train_agent().main(argv, on_eval=lambda record: report(_tune_metrics(record)))
+    from agents.training.cli import main as train
+
+    status = train(argv, on_eval=lambda record: report(_tune_metrics(record)))
     if status != 0 or not result_file.is_file():
         raise RuntimeError(f"train_agent.py {' '.join(argv)} exited with status {status}")
     final = json.loads(result_file.read_text())
@@ -301,7 +291,7 @@ def sweep(setup: dict[str, Any], out: Path, restore: bool = False) -> list[dict[
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m agents.sweep", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m agents.training.sweep", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--spec", type=Path, default=None, help="sweep spec (yaml; see above)")
     p.add_argument("--env", default=None, help=f"env id (default {DEFAULT_ENV}; with --algos)")
@@ -358,10 +348,11 @@ def _spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _parse_env_kwargs(items: list[str]) -> dict[str, Any]:
-    train_agent = _load_train_agent()
+    from agents.training.cli import CliError, parse_env_kwargs
+
     try:
-        return train_agent.parse_env_kwargs(items)
-    except train_agent.CliError as exc:
+        return parse_env_kwargs(items)
+    except CliError as exc:
         raise SweepError(str(exc)) from None
 
 
@@ -397,6 +388,8 @@ def _setup(args: argparse.Namespace) -> tuple[dict[str, Any], Path, bool]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run (or resume) the sweep the command line ``argv`` describes; returns the exit status (0 every trial
+    finished, 1 some failed, 2 a bad spec or command line, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     out = args.resume or args.out
     try:
@@ -409,20 +402,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sweep: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"sweep: interrupted; continue with: python -m agents.sweep --resume {out}", file=sys.stderr)
+        print(f"sweep: interrupted; continue with: python -m agents.training.sweep --resume {out}", file=sys.stderr)
         return 130
     failed = [r for r in rows if r["status"] != "ok"]
     for row in rows:
         accuracy = f"accuracy {row['accuracy']:.4f}" if row["status"] == "ok" else "FAILED"
         print(f"  {row['run']}: {accuracy}")
     print(f"sweep: {len(rows) - len(failed)} of {len(rows)} trial(s) finished; compare them with:\n"
-          f"  python evaluate.py --compare {out}/*" + (f"\nresume the rest with: python -m agents.sweep --resume "
-                                                      f"{out}" if failed else ""), flush=True)
+          f"  python evaluate.py --compare {out}/*" + (f"\nresume the rest with: python -m agents.training.sweep "
+                                                      f"--resume {out}" if failed else ""), flush=True)
     return 0 if not failed else 1
 
 
-if __name__ == "__main__":
-    from agents.children import reap_children_on_exit
+def console_main(argv: Sequence[str] | None = None) -> int:
+    """:func:`main` as a command (``python -m agents.training.sweep``, ``glimpse-sweep``): local Ray's processes
+    die with the driver, even on kill -9."""
+    from agents.common.children import reap_children_on_exit
 
-    reap_children_on_exit()  # local Ray's processes die with the driver, even on kill -9
-    sys.exit(main())
+    reap_children_on_exit()
+    return main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(console_main())

@@ -12,7 +12,7 @@ import torch
 from train_fixtures import ENV, SMALL_NET, FakeSession, build_agent
 from train_fixtures import TINY_ENV as TINY
 
-from agents.evaluation import run_sweep
+from agents.evaluation import play_clips
 from agents.training.envutil import make_vector_env
 from agents.training.hyperparams import deep_merge
 
@@ -47,8 +47,8 @@ def test_evaluation_never_reads_labels(algo: str) -> None:
     plain = make_vector_env(ENV, {**TINY, "subset": "test"}, 5)
     scrambled = ScrambledLabels(make_vector_env(ENV, {**TINY, "subset": "test"}, 5))
     clips = np.arange(plain.unwrapped.num_clips)
-    a = run_sweep(plain, agent.policy(), clips)
-    b = run_sweep(scrambled, agent.policy(), clips)
+    a = play_clips(plain, agent.policy(), clips)
+    b = play_clips(scrambled, agent.policy(), clips)
     np.testing.assert_array_equal(a.predictions, b.predictions)
     np.testing.assert_array_equal(a.class_prob_sums, b.class_prob_sums)
     np.testing.assert_array_equal(a.locations, b.locations)

@@ -185,9 +185,9 @@ def test_evaluation_sweeps_every_test_clip_once() -> None:
     net = _net(use_cube=True)
     result = evaluate_policy(NetworkPolicy(net, "learned"), env)
     assert result.n_clips == 6 == env.unwrapped.num_clips
-    assert sorted(result.sweep.video_ids) == sorted(set(result.sweep.video_ids))
+    assert sorted(result.episodes.video_ids) == sorted(set(result.episodes.video_ids))
     assert result.glimpses_per_video == 5.0
-    assert result.accuracy == pytest.approx(float((result.sweep.predictions == result.sweep.labels).mean()))
+    assert result.accuracy == pytest.approx(float((result.episodes.predictions == result.episodes.labels).mean()))
     env.close()
 
 

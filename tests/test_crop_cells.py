@@ -188,13 +188,13 @@ class StopAtSecondFrame(Policy):
 
 
 def check_the_cost_account_charges_the_glance_and_the_crops_looked_at(store: Path, meta: dict) -> None:
-    from agents.evaluation.episodes import run_sweep
+    from agents.evaluation.episodes import play_clips
     from agents.evaluation.metrics import cost_metrics
     from agents.training.envutil import make_vector_env
 
     env = make_vector_env("StoreGlimpse-v0", {"data_root": str(store), "subset": "train",
                                               "observation_mode": "glimpse", "early_exit": True}, 2)
-    result = run_sweep(env, StopAtSecondFrame(), np.arange(env.unwrapped.num_clips))
+    result = play_clips(env, StopAtSecondFrame(), np.arange(env.unwrapped.num_clips))
     clips = env.unwrapped.num_clips
     assert result.lengths.tolist() == [2] * clips and result.frames_watched.tolist() == [2] * clips
     cost = cost_metrics(result, env.unwrapped.source, env.unwrapped.rules, cube=False, periphery=True)

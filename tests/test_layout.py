@@ -164,3 +164,10 @@ def _name_the_extractor_by_the_flat_path(path: Path) -> None:
     with zipfile.ZipFile(path, "w") as zf:
         for name, content in members.items():
             zf.writestr(name, content)
+
+
+@pytest.mark.slow
+def test_the_sweep_command_also_runs_as_agents_sweep() -> None:
+    proc = subprocess.run([sys.executable, "-m", "agents.sweep", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and "--spec" in proc.stdout

@@ -1,9 +1,9 @@
 """How a policy is scored: the home of evaluation.
 
-- :mod:`~agents.evaluation.episodes`: the one evaluation loop (:func:`run_sweep`, lockstep batches of whole
+- :mod:`~agents.evaluation.episodes`: the one evaluation loop (:func:`play_clips`, lockstep batches of whole
   episodes) and the clip prediction rule (per-step softmax summed over the clip; why: its docstring);
   :func:`evaluate_policy` is training's periodic test evaluation over the same loop.
-- :mod:`~agents.evaluation.metrics`: pure scores of a sweep: accuracy, top-k, confusion, per class, the
+- :mod:`~agents.evaluation.metrics`: pure scores of the clips played: accuracy, top-k, confusion, per class, the
   ActivityNet evaluator (mAP / Hit@k), cells read, FLOPs and latency (:func:`score`, :func:`measure_cost`).
 - :mod:`~agents.evaluation.run`: a run folder as evaluation sees it (config, policy, training log, data check).
 - :mod:`~agents.evaluation.report`: one run -> ``eval.json``, ``eval.md``, images, TensorBoard summaries.
@@ -17,6 +17,6 @@ Only the evaluation loop is imported here (training needs it; the rest loads tor
 matplotlib on first use).
 """
 
-from agents.evaluation.episodes import AGGREGATION, EvalResult, Sweep, choose_clips, evaluate_policy, run_sweep
+from agents.evaluation.episodes import AGGREGATION, ClipEpisodes, EvalResult, choose_clips, evaluate_policy, play_clips
 
-__all__ = ["AGGREGATION", "EvalResult", "Sweep", "choose_clips", "evaluate_policy", "run_sweep"]
+__all__ = ["AGGREGATION", "ClipEpisodes", "EvalResult", "choose_clips", "evaluate_policy", "play_clips"]

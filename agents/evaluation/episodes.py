@@ -1,12 +1,12 @@
 """The one evaluation loop: a policy plays chosen clips of a batched vector env deterministically, in lockstep
-batches, and every clip's episode is kept (:class:`Sweep`). Training's periodic test evaluation
+batches, and every clip's episode is kept (:class:`ClipEpisodes`). Training's periodic test evaluation
 (:func:`evaluate_policy`) and ``evaluate.py`` both run it.
 
 **Clip prediction.** The policy outputs a softmax over the classes at every step (the paper's ``Y_t``, each
 step's prediction scored by eq. 7); the clip's prediction is the argmax of these probabilities *summed* over
 the clip's steps. The paper does not spell out the aggregation; it builds on the soft-attention model of
 Sharma et al. [11], whose code sums the per-step softmax, so we sum. The mean gives the same argmax, hence
-the same accuracy; the *scores* we report (``Sweep.class_scores``, the ActivityNet results JSON) are the sums
+the same accuracy; the *scores* we report (``ClipEpisodes.class_scores``, the ActivityNet results JSON) are the sums
 divided by the clip's number of steps, so that they are probabilities in [0, 1] as the official results
 format expects. With the env's ``early_exit`` a clip's steps are those before it stopped.
 """
@@ -14,7 +14,7 @@ format expects. With the env's ``early_exit`` a clip's steps are those before it
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ AGGREGATION = "argmax of the per-step softmax class probabilities summed over th
 
 
 @dataclass
-class Sweep:
+class ClipEpisodes:
     """Every evaluated clip's episode: per-clip arrays (N,) and per-step arrays (N, L), L the longest episode;
     a clip that stopped early (``early_exit``) has ``lengths[i] < L`` and -1 / NaN at its steps not taken."""
 
@@ -84,8 +84,8 @@ def choose_clips(num_clips: int, episodes: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(num_clips, episodes, replace=False))
 
 
-def run_sweep(env: Any, policy: Any, clips: np.ndarray, seed: int = 0, progress: bool = False, desc: str = "",
-              deterministic: bool = True) -> Sweep:
+def play_clips(env: Any, policy: Any, clips: np.ndarray, seed: int = 0, progress: bool = False, desc: str = "",
+              deterministic: bool = True) -> ClipEpisodes:
     """Run ``policy`` once on each of ``clips``, ``env.num_envs`` clips per lockstep batch via
     ``reset(options={"video_index": ...})`` (the last batch is padded with repeats, which are dropped).
 
@@ -120,7 +120,7 @@ def run_sweep(env: Any, policy: Any, clips: np.ndarray, seed: int = 0, progress:
     for key in ("preds", "locs"):
         parts[key] = [np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=-1) for a in parts[key]]
     parts["core"] = [np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=np.nan) for a in parts["core"]]
-    return Sweep(
+    return ClipEpisodes(
         clips=clips, video_ids=parts["ids"], labels=np.asarray(source.labels(clips)),
         label_sets=[source.label_set(int(c)) for c in clips], class_prob_sums=np.concatenate(parts["probs"]),
         step_predictions=np.concatenate(parts["preds"]), locations=np.concatenate(parts["locs"]),
@@ -133,14 +133,13 @@ def run_sweep(env: Any, policy: Any, clips: np.ndarray, seed: int = 0, progress:
 # ---------------------------------------------------------------------------------------------- training's view
 @dataclass
 class EvalResult:
-    """The scores training logs, over ``n_clips`` clips of one :class:`Sweep`.
+    """The scores training logs, over ``n_clips`` clips of one :class:`ClipEpisodes`.
 
     ``accuracy``: the clip prediction (module docstring) is one of the clip's labels. ``focus_accuracy``:
     fraction of the glimpses the agent saw that lay on the action core (NaN when the data has no core
     annotation). ``mean_reward``: mean episode return. ``glimpses_per_video``: mean episode length.
     ``frames_watched``: mean frames the predictions used. ``last_step_accuracy``: the last step's prediction
-    alone. ``sweep`` (every clip's episode) is left out of
-    :meth:`metrics`.
+    alone. ``episodes`` (every clip's episode) is left out of :meth:`metrics`.
     """
 
     accuracy: float
@@ -150,31 +149,31 @@ class EvalResult:
     frames_watched: float
     last_step_accuracy: float
     n_clips: int
-    sweep: Sweep = field(repr=False)
+    episodes: ClipEpisodes = field(repr=False)
 
     def metrics(self) -> dict[str, float]:
-        return {k: v for k, v in asdict(self).items() if k != "sweep"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "episodes"}
 
     @classmethod
-    def of(cls, sweep: Sweep) -> EvalResult:
-        last = np.array([int(p) in s for p, s in zip(sweep.last_predictions.tolist(), sweep.label_sets,
+    def of(cls, episodes: ClipEpisodes) -> EvalResult:
+        last = np.array([int(p) in s for p, s in zip(episodes.last_predictions.tolist(), episodes.label_sets,
                                                      strict=True)])
-        focus = sweep.on_core
+        focus = episodes.on_core
         return cls(
-            accuracy=float(sweep.correct.mean()),
+            accuracy=float(episodes.correct.mean()),
             focus_accuracy=float(np.nanmean(focus)) if np.isfinite(focus).any() else float("nan"),
-            mean_reward=float(sweep.returns.mean()),
-            glimpses_per_video=float(sweep.lengths.mean()),
-            frames_watched=float(sweep.frames_watched.mean()),
+            mean_reward=float(episodes.returns.mean()),
+            glimpses_per_video=float(episodes.lengths.mean()),
+            frames_watched=float(episodes.frames_watched.mean()),
             last_step_accuracy=float(last.mean()),
-            n_clips=len(sweep.clips),
-            sweep=sweep,
+            n_clips=len(episodes.clips),
+            episodes=episodes,
         )
 
 
 def evaluate_policy(policy: Policy, env: Any, *, max_clips: int | None = None, seed: int = 0,
                     deterministic: bool = True) -> EvalResult:
-    """:func:`run_sweep` over clips ``0 .. N-1`` of ``env`` (a batched vector env whose sub-envs all read the
+    """:func:`play_clips` over clips ``0 .. N-1`` of ``env`` (a batched vector env whose sub-envs all read the
     same subset) and the scores training logs.
 
     :param max_clips: evaluate only the first ``max_clips`` clips (default: all ``num_clips``).
@@ -182,4 +181,4 @@ def evaluate_policy(policy: Policy, env: Any, *, max_clips: int | None = None, s
     total = int(env.unwrapped.num_clips)
     if max_clips is not None:
         total = min(total, max_clips)
-    return EvalResult.of(run_sweep(env, policy, np.arange(total), seed, deterministic=deterministic))
+    return EvalResult.of(play_clips(env, policy, np.arange(total), seed, deterministic=deterministic))

@@ -8,7 +8,7 @@
   from the official JSON structures. Offline, no video is blocked (the official script downloads a list).
 - Compute: :func:`counting_flops` counts FLOPs with ``torch.utils.flop_counter.FlopCounterMode``;
   :func:`measure_cost` gives the attention model's FLOPs and the latency of one clip.
-- :func:`score` turns a :class:`~agents.evaluation.episodes.Sweep` (the one evaluation loop's result) into all of
+- :func:`score` turns a :class:`~agents.evaluation.episodes.ClipEpisodes` (the one evaluation loop's result) into all of
   the above.
 """
 
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from agents.evaluation.episodes import Sweep
+from agents.evaluation.episodes import ClipEpisodes
 
 #: ``version`` field of exported ActivityNet results.
 ACTIVITYNET_VERSION = "VERSION 1.3"
@@ -286,7 +286,7 @@ def googlenet_flops_per_frame(input_size: int = 224) -> int:
     return int(counter.get_total_flops())
 
 
-# ---------------------------------------------------------------------------------------------- cost of a sweep
+# ----------------------------------------------------------------------------------------- cost of the clips played
 # The CNN a deployed policy needs. A full-frame store's cell is a cell of the whole frame's inception5b map, whose
 # receptive field covers most of the 224 x 224 frame: one cell cannot be computed for a 49th of the network
 # (a single cell costs 56-86 % of a frame's FLOPs), and the channel-group periphery is computed from every cell.
@@ -357,7 +357,7 @@ class CnnCost:
         frame = float(meta.get("cnn_flops_per_frame") or googlenet_flops_per_frame(_input_size(source)))
         return cls("full", frame, frame / NUM_CELLS, 0.0)
 
-    def per_clip(self, result: Sweep, rules: Any, cube: bool, periphery: bool) -> np.ndarray:
+    def per_clip(self, result: ClipEpisodes, rules: Any, cube: bool, periphery: bool) -> np.ndarray:
         """CNN FLOPs each clip's policy needed, (N,) (see the section comment)."""
         if self.cells == "full":
             return result.frames_watched * self.flops_per_frame
@@ -365,7 +365,7 @@ class CnnCost:
         return cells_read(result.locations, result.frames_watched, rules, cube) * self.flops_per_cell + glance
 
 
-def cost_metrics(result: Sweep, source: Any, rules: Any, cube: bool, periphery: bool) -> dict[str, float]:
+def cost_metrics(result: ClipEpisodes, source: Any, rules: Any, cube: bool, periphery: bool) -> dict[str, float]:
     """Per-clip cost entries of an evaluation: frames watched, values and bytes read (as the float16 store holds
     them), the share of the watched cubes they are, and the CNN FLOPs the policy needed (:class:`CnnCost`) against
     the whole CNN on all T frames (``cnn_flops_full_clip``), the cost of a full-frame pipeline."""
@@ -426,10 +426,10 @@ def measure_cost(env: Any, policy: Any, clip: int, seed: int = 0, repeats: int =
     return float(total[0]), 1000.0 * float(np.median(times))
 
 
-def score(result: Sweep, source: Any, rules: Any, cube: bool,
+def score(result: ClipEpisodes, source: Any, rules: Any, cube: bool,
           ground_truth: Mapping[str, Iterable[str]] | None = None,
           periphery: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(metrics, details) of a sweep: accuracy, top-5, mAP / Hit@3, focus, glimpses, cells and values read,
+    """(metrics, details) of the clips played: accuracy, top-5, mAP / Hit@3, focus, glimpses, cells and values read,
     reward, the cost account (:func:`cost_metrics`).
 
     :param source: the env's feature source; ``rules``: its episode rules (``env.unwrapped.source / .rules``).

@@ -1,4 +1,4 @@
-"""Evaluate one run (:func:`evaluate_run`): sweep its policy over a subset, score it, and write ``eval.json``,
+"""Evaluate one run (:func:`evaluate_run`): play its policy on a subset, score it, and write ``eval.json``,
 the Markdown report ``eval.md``, the images and the TensorBoard summaries."""
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def _safe_name(text: str) -> str:
 
 
 def pick_map_clips(correct: np.ndarray, count: int) -> list[int]:
-    """Indices (into the sweep) of up to ``count`` clips: right and wrong ones alternately (Fig. 2 and 3)."""
+    """Indices (into the clips played) of up to ``count`` clips: right and wrong ones alternately (Fig. 2 and 3)."""
     right, wrong = list(np.nonzero(correct)[0]), list(np.nonzero(~correct)[0])
     chosen: list[int] = []
     while len(chosen) < count and (right or wrong):
@@ -152,7 +152,7 @@ def evaluate_run(run: Run, opts: Options) -> dict[str, Any]:
     import torch
 
     from agents.evaluation import metrics as M
-    from agents.evaluation.episodes import choose_clips, run_sweep
+    from agents.evaluation.episodes import choose_clips, play_clips
 
     torch.manual_seed(opts.seed)
     # The run's write lock is held while it trains: its newest checkpoint is evaluated, and the report says so.
@@ -171,7 +171,7 @@ def evaluate_run(run: Run, opts: Options) -> dict[str, Any]:
             raise RunError(str(exc)) from None
     clips = choose_clips(num_clips, opts.episodes, opts.seed)
     env = make_env(run, opts, max(1, min(opts.n_envs, len(clips))))
-    result = run_sweep(env, policy, clips, opts.seed, opts.progress, desc=run.name[:40])
+    result = play_clips(env, policy, clips, opts.seed, opts.progress, desc=run.name[:40])
     metrics, details = M.score(result, env.unwrapped.source, env.unwrapped.rules, cube, ground_truth, periphery)
     single = make_env(run, opts, 1)
     flops, latency = M.measure_cost(single, policy, int(clips[0]), opts.seed)

@@ -8,7 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs.datasets import build
+from envs.build import build
 from envs.dynamics import is_integral, require_core
 from envs.ladder import ladder_table
 

@@ -9,7 +9,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.datasets import build
+from envs.build import build
 from envs.dynamics import EpisodeBatch
 from envs.glimpse_env import RESET_OPTIONS, check_reset_options, choose_clip
 

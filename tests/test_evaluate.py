@@ -220,7 +220,7 @@ def test_attention_maps_have_the_expected_size_and_are_not_blank(runs, evaluated
 def test_attention_maps_over_the_real_video_frames(tmp_path) -> None:
     """A store whose index names a readable source video: frames come from the video, not a heat map."""
     from agents.evaluation.images import AttentionTrace, attention_map
-    from envs.datasets import build
+    from envs.build import build
     from envs.render import FrameRenderer
     from envs.store import ClipRecord, write_store
 

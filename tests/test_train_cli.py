@@ -87,18 +87,23 @@ def test_every_algorithm_trains_through_the_cli(algo: str, tmp_path: Path) -> No
         assert again.accuracy == pytest.approx(result["accuracy"])
 
 
+def train_tiny_glimpse_run(algo: str, tmp_path: Path, *env_kwargs: str) -> Path:
+    """Train ``algo`` for 100 steps on the tiny env in glimpse mode through train_agent.py; its run folder."""
+    hp = write_yaml(tmp_path / "hp.yml", OVERRIDES[algo])
+    logdir = tmp_path / "runs"
+    cmd = [sys.executable, str(ROOT / "train_agent.py"), "--algo", algo, "--env-kwargs", *TINY,
+           "observation_mode=glimpse", *env_kwargs, "--n-envs", "2", "--total-timesteps", "100", "--eval-every", "0",
+           "--hyperparams", str(hp), "--logdir", str(logdir), "--threads", "1", "--no-progress"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return only_run(logdir)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ["reinforce", "lstm_ppo", "ppo"])
 def test_glimpse_mode_reads_the_periphery_through_the_cli(algo: str, tmp_path: Path) -> None:
     """Glimpse mode (one cell + the periphery, on by default) trains, reloads and acts like cube mode."""
-    hp = write_yaml(tmp_path / "hp.yml", OVERRIDES[algo])
-    logdir = tmp_path / "runs"
-    cmd = [sys.executable, str(ROOT / "train_agent.py"), "--algo", algo, "--env-kwargs", *TINY,
-           "observation_mode=glimpse", "--n-envs", "2", "--total-timesteps", "100", "--eval-every", "0",
-           "--hyperparams", str(hp), "--logdir", str(logdir), "--threads", "1", "--no-progress"]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run = only_run(logdir)
+    run = train_tiny_glimpse_run(algo, tmp_path)
     policy = load_policy(run)
     env = make_env_from_run(run, num_envs=2)
     obs, _ = env.reset(seed=0)
@@ -115,15 +120,7 @@ def test_glimpse_mode_reads_the_periphery_through_the_cli(algo: str, tmp_path: P
 @pytest.mark.parametrize("algo", ["reinforce", "lstm_ppo", "ppo"])
 def test_early_exit_trains_and_evaluates_through_the_clis(algo: str, tmp_path: Path) -> None:
     """With early_exit every agent acts [cell, class, stop]; evaluate.py charges the frames it watched."""
-    hp = write_yaml(tmp_path / "hp.yml", OVERRIDES[algo])
-    logdir = tmp_path / "runs"
-    cmd = [sys.executable, str(ROOT / "train_agent.py"), "--algo", algo, "--env-kwargs", *TINY,
-           "observation_mode=glimpse", "early_exit=True", "frame_cost=0.1", "--n-envs", "2", "--total-timesteps",
-           "100", "--eval-every", "0", "--hyperparams", str(hp), "--logdir", str(logdir), "--threads", "1",
-           "--no-progress"]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run = only_run(logdir)
+    run = train_tiny_glimpse_run(algo, tmp_path, "early_exit=True", "frame_cost=0.1")
     policy = load_policy(run)
     env = make_env_from_run(run, num_envs=2)
     obs, _ = env.reset(seed=0)

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from envs.datasets import accepts_type, describe_type
+from envs.build import accepts_type, describe_type
 from envs.ladder import lineage
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"

@@ -27,9 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 from _common import EVALUATE, ROOT, train_run
+
+sys.path.insert(0, str(ROOT))
+
+from agents.evaluation.images import Point, pareto_front  # after the path insert, as the other benches
 
 ENV = "HMDB51Glimpse-v0"
 #: (run name, row label, algorithm, env kwargs) on the full-frame store
@@ -66,15 +71,6 @@ def train(store: Path, name: str, algo: str, env_kwargs: list[str], args: argpar
     return minutes
 
 
-def pareto(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
-    """(cost, accuracy, name) points no other point beats (cheaper or equal and at least as accurate)."""
-    front: list[tuple[float, float, str]] = []
-    for point in sorted(points, key=lambda p: (p[0], -p[1])):
-        if not front or point[1] > front[-1][1]:
-            front.append(point)
-    return front
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--full", type=Path, required=True, help="full-frame store (extracted with --actors)")
@@ -102,8 +98,8 @@ def main(argv: list[str] | None = None) -> None:
         raise RuntimeError(f"evaluate.py --compare failed:\n{proc.stderr[-2000:]}")
     rows = {r["run"]: r for r in json.loads((args.logdir / "leaderboard.json").read_text()) if r["status"] == "ok"}
     full_cost = next(iter(rows.values()))["cnn_flops_full_clip"]
-    front = pareto([(r["cnn_flops_per_clip"], r["accuracy"], name) for name, r in rows.items()])
-    on_front = {name for _, _, name in front}
+    front = pareto_front([Point(r["cnn_flops_per_clip"], r["accuracy"], name) for name, r in rows.items()])
+    on_front = {p.label for p in front}
     print(f"\nCNN cost of the full-frame pipeline: {full_cost / 1e9:.1f} GFLOP per clip (GoogLeNet on 30 frames)\n")
     print("| model | cells | test accuracy | frames watched | CNN GFLOP/clip | of full-frame | Pareto | minutes |")
     print("|---|---|---:|---:|---:|---:|:---:|---:|")
@@ -123,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     verdict = "met" if best_cheap >= 0.9 * best_full else "NOT met"
     print(f"\ntarget 1 (a learned crop-cell policy at <= 1/10 of the CNN reaches >= 90 % of the best full-frame "
           f"policy): {verdict} ({best_cheap:.1%} against {0.9 * best_full:.1%} = 90 % of {best_full:.1%})")
-    in_range = [n for c, _, n in front if full_cost / 30 <= c <= full_cost / 5]
+    in_range = [p.label for p in front if full_cost / 30 <= p.x <= full_cost / 5]
     verdict = "met" if len(in_range) >= 3 and any("exit" in n for n in in_range) else "NOT met"
     print(f"target 2 (>= 3 Pareto points between 1/30 and 1/5 of the full-frame cost, with early exit): {verdict} "
           f"({', '.join(in_range) or 'none'})")

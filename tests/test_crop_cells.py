@@ -147,16 +147,21 @@ def test_a_store_written_before_cells_were_recorded_resumes_as_full(tmp_path: Pa
         StoreWriter.open(tmp_path / "s", settings={"weights": "w", **full, "cells": "crop"}, **kwargs)
 
 
+def extract_tiny_crop_store(out: Path, *options: str) -> Path:
+    """A crop-cell store of the tiny test videos (3 frames, random weights) at ``out``, with ``options``."""
+    listing, classes = make_video_list(out.parent / "videos")
+    args = ["videos", "--list", str(listing), "--classes", str(classes), "--out", str(out), "-T", "3",
+            "--weights", "random", "--device", "cpu", "--batch-size", "4", "--workers", "0", "--no-progress",
+            "--cells", "crop", *options]
+    assert main(args) == 0
+    return out
+
+
 @pytest.mark.slow
 def test_a_crop_cell_extraction_opens_in_glimpse_mode_with_the_pixel_glance(tmp_path: Path) -> None:
     import envs  # noqa: F401  (registers the ids)
 
-    listing, classes = make_video_list(tmp_path / "videos")
-    out = tmp_path / "crop"
-    args = ["videos", "--list", str(listing), "--classes", str(classes), "--out", str(out), "-T", "3",
-            "--weights", "random", "--device", "cpu", "--batch-size", "4", "--workers", "0", "--no-progress",
-            "--cells", "crop", "--crop-size", "64"]
-    assert main(args) == 0
+    out = extract_tiny_crop_store(tmp_path / "crop", "--crop-size", "64")
     meta = json.loads((out / "meta.json").read_text())
     assert meta["cells"] == "crop" and meta["crop_size"] == 64
     assert meta["cnn_flops_per_cell"] == pytest.approx(0.2445e9, rel=1e-3)
@@ -305,12 +310,7 @@ def test_a_lowres_glance_extraction_opens_in_glimpse_mode_and_passes_the_env_che
 
     import envs  # noqa: F401  (registers the ids)
 
-    listing, classes = make_video_list(tmp_path / "videos")
-    out = tmp_path / "lowres"
-    args = ["videos", "--list", str(listing), "--classes", str(classes), "--out", str(out), "-T", "3",
-            "--weights", "random", "--device", "cpu", "--batch-size", "4", "--workers", "0", "--no-progress",
-            "--cells", "crop", "--glance", "lowres", "--glance-size", "96"]
-    assert main(args) == 0
+    out = extract_tiny_crop_store(tmp_path / "lowres", "--glance", "lowres", "--glance-size", "96")
     meta = json.loads((out / "meta.json").read_text())
     assert meta["periphery"]["transform"] == LOWRES_GLANCE_TRANSFORM and meta["periphery"]["size"] == 96
     assert meta["periphery"]["dim"] == 64 and meta["periphery"]["flops_per_frame"] == pytest.approx(0.550e9, rel=1e-3)

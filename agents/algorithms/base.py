@@ -283,7 +283,6 @@ class EpisodeAlgorithm(Algorithm):
 
     def _rollout_metrics(self, batch: RolloutBatch) -> dict[str, float]:
         focus = torch.nanmean(batch.on_core, 0)  # (B,)
-        assert batch.lengths is not None
         for ret, ok, n, f in zip(batch.episode_returns.tolist(), batch.success.tolist(), batch.lengths.tolist(),
                                  focus.tolist(), strict=True):
             self.episode_stats.append((ret, float(ok), float(n), f))
@@ -316,9 +315,7 @@ class EpisodeAlgorithm(Algorithm):
     def policy(self) -> Policy:
         # Its own generator: evaluating never disturbs the training draws.
         gen = torch.Generator(device=self.device).manual_seed(self.seed)
-        policy = NetworkPolicy(self.network, self.location_rule, self.sample_class, gen)
-        policy.allow_stop = self.learns_to_stop
-        return policy
+        return NetworkPolicy(self.network, self.location_rule, self.sample_class, gen, self.learns_to_stop)
 
     def model_info(self) -> dict[str, Any]:
         """How to rebuild the policy around saved weights (also stored in config.json)."""
@@ -371,9 +368,8 @@ def _network_policy(model_info: dict[str, Any], state_dict: dict[str, Any], devi
     network.load_state_dict(state_dict)
     network.eval()
     gen = torch.Generator(device=device).manual_seed(seed)
-    policy = NetworkPolicy(network, model_info["location_rule"], model_info["sample_class"], gen)
-    policy.allow_stop = bool(model_info.get("allow_stop", True))
-    return policy
+    return NetworkPolicy(network, model_info["location_rule"], model_info["sample_class"], gen,
+                         bool(model_info.get("allow_stop", True)))
 
 
 def load_network_policy(model_path: Path, device: str = "cpu", seed: int = 0) -> NetworkPolicy:

@@ -124,7 +124,6 @@ class LstmPPO(EpisodeAlgorithm):
         assert batch.values is not None and batch.location_log_prob is not None and batch.class_log_prob is not None
         dev = self.device
         n = batch.num_episodes
-        assert batch.mask is not None
         step_mask = batch.mask.to(dev)  # (L, B): 1 at the episodes' steps (early exits end some sooner)
         moments = self.return_moments
         # values in reward units; zero after an episode's end, so its last step bootstraps from nothing
@@ -134,13 +133,13 @@ class LstmPPO(EpisodeAlgorithm):
         moments.fold(returns[step_mask > 0])
         value_targets = moments.normalize(returns)
         loc_mask = location_step_mask(step_mask)
-        early_exit = batch.stop_log_prob is not None and self.stopping
-        stop_mask = stop_step_mask(step_mask, self.episode_length) if early_exit else torch.zeros_like(step_mask)
+        stops = self.stopping  # the stop choices are actions of the policy (after the exit warm-up)
+        stop_mask = stop_step_mask(step_mask, self.episode_length) if stops else torch.zeros_like(step_mask)
         # Log-probability of the sampled action parts: the cell (not at the last step), the stop choice (with
         # early exit), and the class when it is sampled (reward only); the hybrid's class is the class head's
         # argmax, not an RL action.
         old_logp = batch.location_log_prob.to(dev) * loc_mask
-        if early_exit:
+        if stops:
             old_logp = old_logp + batch.stop_log_prob.to(dev) * stop_mask
         if not self.hybrid:
             old_logp = old_logp + batch.class_log_prob.to(dev) * step_mask
@@ -169,7 +168,7 @@ class LstmPPO(EpisodeAlgorithm):
                 cls_logp = torch.log_softmax(out.class_logits, -1)  # (L, b, C)
                 a, m, sm = actions[:, idx], loc_mask[:, idx], step_mask[:, idx]
                 logp = taken_log_prob(loc_logp, a[..., 0]) * m
-                if early_exit:
+                if stops:
                     logp = logp + taken_log_prob(torch.log_softmax(out.stop_logits, -1), a[..., 2]) * stop_mask[:, idx]
                 ent_loc = masked_mean(categorical_entropy(loc_logp), m)
                 ent_cls = masked_mean(categorical_entropy(cls_logp), sm)

@@ -79,6 +79,8 @@ class NetworkPolicy(Policy):
     :param sample_class: when not deterministic, sample the predicted class from the class head (pure-RL
         agents) instead of taking its argmax (agents whose class head learns by cross-entropy).
     :param generator: torch generator for every draw (None: torch's global one).
+    :param allow_stop: whether the stop head (env ``early_exit``) may end episodes; agents that never learned
+        when to stop watch whole clips.
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class NetworkPolicy(Policy):
         location_rule: LocationRule = "learned",
         sample_class: bool = False,
         generator: torch.Generator | None = None,
+        allow_stop: bool = True,
     ) -> None:
         if location_rule not in LOCATION_RULES:
             raise ValueError(f"location_rule must be one of {LOCATION_RULES}, not {location_rule!r}")
@@ -95,7 +98,7 @@ class NetworkPolicy(Policy):
         self.sample_class = sample_class
         self.generator = generator
         #: whether the stop head may end an episode (a learner keeps it False while its class head warms up)
-        self.allow_stop = True
+        self.allow_stop = allow_stop
         self.needs_core_mask = location_rule == "oracle"
         self.device = next(network.parameters()).device
         self._state: NetState | None = None

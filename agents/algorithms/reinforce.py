@@ -121,7 +121,6 @@ class Reinforce(EpisodeAlgorithm):
         obs = {k: v.to(dev) for k, v in batch.obs.items()}
         out, _ = self.network(obs)
         labels = batch.labels.to(dev)
-        assert batch.mask is not None
         steps = batch.mask.to(dev)  # (L, B): 1 at the episodes' steps
         ce = class_cross_entropy(out.class_logits, labels, steps)
 

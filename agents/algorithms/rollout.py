@@ -32,8 +32,8 @@ class RolloutBatch:
     ``success`` (B,) whether the last prediction was right; ``video_ids`` (B,).
     ``location_log_prob``, ``class_log_prob``, ``values`` (L, B) are filled for NetworkPolicy rollouts,
     ``stop_log_prob`` (L, B) too where the policy has a stop head. ``mask`` (L, B) is 1 at the steps of each
-    episode (0 after an early exit: rewards there are 0, and losses must not count them), ``lengths`` (B,)
-    the steps each episode took and ``frames_watched`` (B,) the frames its predictions used.
+    episode (0 after an early exit: rewards there are 0, and losses must not count them) and
+    ``frames_watched`` (B,) the frames its predictions used.
     """
 
     obs: dict[str, torch.Tensor]
@@ -44,25 +44,17 @@ class RolloutBatch:
     class_probs: torch.Tensor
     success: torch.Tensor
     video_ids: list[str]
+    mask: torch.Tensor
+    frames_watched: torch.Tensor
     location_log_prob: torch.Tensor | None = None
     class_log_prob: torch.Tensor | None = None
     values: torch.Tensor | None = None
     stop_log_prob: torch.Tensor | None = None
-    mask: torch.Tensor | None = None
-    lengths: torch.Tensor | None = None
-    frames_watched: torch.Tensor | None = None
-
-    def __post_init__(self) -> None:
-        length, batch = self.actions.shape[:2]
-        if self.mask is None:
-            self.mask = torch.ones(length, batch)
-        if self.lengths is None:
-            self.lengths = self.mask.sum(0).long()
 
     @property
-    def early_exit(self) -> bool:
-        """Whether the actions have a stop component."""
-        return self.actions.shape[-1] == 3
+    def lengths(self) -> torch.Tensor:
+        """(B,) int64: the steps each episode took."""
+        return self.mask.sum(0).long()
 
     @property
     def length(self) -> int:
@@ -75,8 +67,7 @@ class RolloutBatch:
     @property
     def num_steps(self) -> int:
         """Env steps of the episodes (those after an early exit not counted)."""
-        assert self.lengths is not None
-        return int(self.lengths.sum())
+        return int(self.mask.sum())
 
     @property
     def episode_returns(self) -> torch.Tensor:

@@ -127,10 +127,11 @@ class EpisodeRules:
         cover the whole episode length. Returns (steps, n_true_pos, n_false_pos, terminated, reward).
         """
         steps = steps + 1
-        weight = 1 + stop * (self.episode_length - steps)  # the steps this prediction counts for
+        length = self.episode_length
+        weight = 1 + stop * (length - steps)  # the steps this prediction counts for
         n_true_pos = n_true_pos + correct * weight
         n_false_pos = n_false_pos + (1 - correct) * weight
-        last = (steps >= self.episode_length) | (stop > 0)
+        last = (steps >= length) | (stop > 0)
         reward = step_reward(self.reward_mode, correct, n_true_pos, n_false_pos, last,
                              self.eta, self.reward_positive, self.reward_negative, weight)
         if self.frame_cost:

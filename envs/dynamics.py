@@ -138,6 +138,25 @@ class EpisodeRules:
             reward = reward - last * self.frame_cost * self.frames_watched(steps)
         return steps, n_true_pos, n_false_pos, last, reward
 
+    def stop_returns(self, rewards: np.ndarray, n_true_pos: np.ndarray, n_false_pos: np.ndarray) -> np.ndarray:
+        """(L, B): the return each episode would have earned had the agent stopped at step t (t = 1 .. L).
+
+        ``rewards``, ``n_true_pos``, ``n_false_pos`` (L, B) are the rewards and the counts after every step of
+        whole episodes (no stop, all of length L). The steps before t are those that happened; stopping at t
+        commits step t's prediction (:meth:`transition`). The row of the last step is the actual return.
+        """
+        rewards, tp, fp = (np.asarray(a) for a in (rewards, n_true_pos, n_false_pos))
+        length = rewards.shape[0]
+        if length != self.episode_length:
+            raise ValueError(f"stop_returns needs whole episodes of {self.episode_length} steps, got {length}")
+        tp_before = np.concatenate([np.zeros_like(tp[:1]), tp[:-1]])
+        fp_before = np.concatenate([np.zeros_like(fp[:1]), fp[:-1]])
+        correct = tp - tp_before
+        steps_before = np.broadcast_to(np.arange(length)[:, None], rewards.shape)
+        *_, stop_reward = self.transition(steps_before, tp_before, fp_before, correct, stop=1)
+        earned_before = np.cumsum(rewards, axis=0) - rewards
+        return earned_before + stop_reward
+
     @property
     def action_size(self) -> int:
         """Components of an action: [cell, class], plus ``stop`` with ``early_exit``."""

@@ -12,12 +12,14 @@ from agents.algorithms.losses import (
     attention_penalty,
     baseline_loss,
     class_cross_entropy,
+    expected_stop_loss,
     gae,
     ppo_policy_loss,
     reinforce_loss,
     returns_to_go,
+    stopping_time_probs,
 )
-from agents.algorithms.reinforce import location_step_mask, stop_step_mask
+from agents.algorithms.reinforce import location_step_mask
 
 
 def test_attention_penalty_by_hand() -> None:
@@ -88,8 +90,27 @@ def test_step_masks_of_an_early_exit() -> None:
     # episode 0 runs all 3 steps, episode 1 stops at its second step
     steps = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
     assert location_step_mask(steps).tolist() == [[1.0, 1.0], [1.0, 0.0], [0.0, 0.0]]
-    # the stop choice at step 3 (= the episode length) changes nothing; episode 1's stop at step 2 counts
-    assert stop_step_mask(steps, 3).tolist() == [[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]]
+
+
+def test_stopping_time_probs_by_hand() -> None:
+    # stop chances 0.5, 0.25, then the episode's end: P = 0.5, 0.5 * 0.25, 0.5 * 0.75 (the last step's logit
+    # changes nothing)
+    hazard = torch.tensor([0.5, 0.25, 0.9])
+    logits = torch.stack([torch.zeros(3), torch.log(hazard / (1 - hazard))], -1)[:, None]  # (3, 1, 2)
+    probs = stopping_time_probs(logits)
+    assert probs[:, 0].tolist() == pytest.approx([0.5, 0.125, 0.375])
+    assert stopping_time_probs(torch.randn(7, 4, 2)).sum(0).tolist() == pytest.approx([1.0] * 4)
+
+
+def test_expected_stop_loss_is_minus_the_expected_return_and_moves_the_stop_to_the_best_step() -> None:
+    logits = torch.zeros(3, 1, 2, requires_grad=True)  # stop chance 1/2 at each step: P = 1/2, 1/4, 1/4
+    returns = torch.tensor([[1.0], [4.0], [0.0]])  # stopping at step 2 pays most
+    loss = expected_stop_loss(logits, returns)
+    assert loss.item() == pytest.approx(-(0.5 * 1 + 0.25 * 4 + 0.25 * 0))
+    loss.backward()
+    stop_push = logits.grad[..., 0] - logits.grad[..., 1]  # > 0: descent raises the stop logit
+    assert stop_push[0, 0] < 0 < stop_push[1, 0]  # keep watching at step 1, stop at step 2
+    assert stop_push[2, 0] == 0  # the episode ends at step 3 whatever the choice
 
 
 def test_masked_cross_entropy_and_surrogate_ignore_masked_steps() -> None:

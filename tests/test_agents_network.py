@@ -304,17 +304,16 @@ def test_the_stop_head_starts_against_stopping_and_reads_the_class_heads_confide
     assert net.stop_logits(h[:1], sure)[0].argmax() == 1 and net.stop_logits(h[:1], unsure)[0].argmax() == 0
 
 
-def test_no_episode_stops_during_the_exit_warmup_and_the_stop_head_learns_after_it() -> None:
+def test_rollouts_run_whole_clips_and_the_stop_head_learns_from_every_stopping_time() -> None:
     from train_fixtures import SMALL_NET, build_agent
 
     env_kwargs = {**TINY, "early_exit": True, "frame_cost": 0.1}
-    agent = build_agent("reinforce", env_kwargs, n_envs=8, exit_warmup=10_000, **SMALL_NET)
-    agent.network.stop_head.bias.data[1] = 20.0  # would stop at once if allowed
-    session = FakeSession(stop_after=2)
-    agent.learn(10_000, session)
-    assert session.metrics["rollout/ep_len_mean"] == TINY["frames"]  # whole clips: nothing stopped
-    assert "train/stop_reinforce_loss" not in session.metrics  # the stop head did not learn
-    agent.num_timesteps = 10_000  # the warm-up is over
+    agent = build_agent("reinforce", env_kwargs, n_envs=8, **SMALL_NET)
+    agent.network.stop_head.bias.data[1] = 20.0  # a deployed policy would stop at once
     batch = agent.collect()
-    assert batch.lengths.tolist() == [1] * 8 and "stop_reinforce_loss" in agent.update(batch)
+    assert batch.lengths.tolist() == [TINY["frames"]] * 8  # whole clips: nothing stopped
+    before = agent.network.stop_head.bias.detach().clone()
+    metrics = agent.update(batch)
+    assert metrics["stop_expected_steps"] == pytest.approx(1.0, abs=1e-3)
+    assert not torch.equal(before, agent.network.stop_head.bias)  # the stop head learned
     agent.close()

@@ -81,6 +81,32 @@ def test_stop_ends_the_episode_commits_the_prediction_and_charges_frames_watched
     assert terminated and reward == pytest.approx(0.5 * 6 - 0.25 * 6) and info["frame"] == 5
 
 
+@pytest.mark.parametrize("reward_mode", ["paper", "final", "dense"])
+def test_stop_returns_equal_the_returns_of_episodes_that_stop_there(reward_mode: str) -> None:
+    """What a learner computes for every stopping time from one whole episode is what the env pays an agent
+    that stops at that step (the same predictions before it)."""
+    kw = dict(TINY_SYNTHETIC, frames=5, observation_mode="glimpse", early_exit=True, frame_cost=0.3,
+              reward_mode=reward_mode, eta=0.4, reward_negative=-2.0)
+    env = gym.make("SyntheticGlimpse-v0", **kw)
+    rng = np.random.default_rng(0)
+    _, info = env.reset(seed=0, options={"video_index": 1})
+    label, classes = info["label"], kw["num_classes"]
+    predictions = [label if rng.random() < 0.5 else (label + 1) % classes for _ in range(5)]
+    rewards, true_pos, false_pos = [], [], []
+    for p in predictions:  # the whole episode, never stopping
+        _, reward, _, _, info = env.step(np.array([0, p, 0]))
+        rewards.append(reward), true_pos.append(info["n_true_pos"]), false_pos.append(info["n_false_pos"])
+    column = lambda xs: np.array(xs)[:, None]  # noqa: E731 (L, 1): one episode
+    stop_returns = env.unwrapped.rules.stop_returns(column(rewards), column(true_pos), column(false_pos))[:, 0]
+    for t in range(5):
+        env.reset(seed=0, options={"video_index": 1})
+        paid = sum(env.step(np.array([0, p, int(s == t)]))[1] for s, p in enumerate(predictions[:t + 1]))
+        assert stop_returns[t] == pytest.approx(paid)
+    assert stop_returns[-1] == pytest.approx(sum(rewards))
+    with pytest.raises(ValueError, match="whole episodes of 5 steps"):
+        env.unwrapped.rules.stop_returns(column(rewards[:3]), column(true_pos[:3]), column(false_pos[:3]))
+
+
 def test_early_exit_rejects_bad_actions_and_options() -> None:
     env = gym.make("SyntheticGlimpse-v0", **TINY_SYNTHETIC, early_exit=True)
     env.reset(seed=0)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
 
+from agents.algorithms.losses import expected_stop_loss, standardize, stopping_time_probs
 from agents.algorithms.network import GlimpseNetwork, NetworkConfig, RunningMoments
 from agents.algorithms.policy import LocationRule, NetworkPolicy, Policy
 from agents.algorithms.rollout import RolloutBatch, collect_episodes
@@ -84,10 +85,6 @@ class EpisodeHyperparams:
     :param max_grad_norm: gradient clipping (0 disables).
     :param network: :class:`~agents.algorithms.network.NetworkConfig` entries: embed_dim, hidden_size,
         num_layers, class_hidden, dropout, saliency_prior, encode_periphery, content_dropout.
-    :param exit_warmup: with the env's ``early_exit``, env steps during which episodes are never stopped and the
-        stop head does not learn, so the class head learns from whole clips first. Without it a frame cost makes
-        stopping at once the best policy while the class head is at chance, and then the class head never sees
-        enough frames to learn (measured on the rendered motion store: 1-2 frames watched, 6.7 % accuracy).
     """
 
     n_envs: int
@@ -97,7 +94,6 @@ class EpisodeHyperparams:
     weight_decay: float
     max_grad_norm: float
     network: dict[str, Any]
-    exit_warmup: int = field(default=0, kw_only=True)  # kw_only: the subclasses' fields have no defaults
 
     #: keys of ``network`` a user may set (the rest follow from the env and the algorithm)
     NETWORK_KEYS: ClassVar[tuple[str, ...]] = (
@@ -167,7 +163,10 @@ class EpisodeAlgorithm(Algorithm):
             self.param_groups(), lr=hyperparams.learning_rate, weight_decay=hyperparams.weight_decay
         )
         self.generator = torch.Generator(device=self.device).manual_seed(seed)  # rollout draws
-        self._rollout_policy = NetworkPolicy(self.network, self.location_rule, self.sample_class, self.generator)
+        # Rollouts never stop: whole clips train the location and class heads on every frame, and score every
+        # stopping time for the stop head at once (stop_loss).
+        self._rollout_policy = NetworkPolicy(self.network, self.location_rule, self.sample_class, self.generator,
+                                             allow_stop=False)
         # The critic / baseline predicts returns standardised by these running moments (value normalisation):
         # eq. 7 returns sit far from 0 with a spread that depends on C and T, and a critic fitted in raw units
         # has a squared error of ~100 whose gradient swamps every other term in the clipped global norm.
@@ -242,14 +241,35 @@ class EpisodeAlgorithm(Algorithm):
         keys = ("glimpse", "location", "progress") + (("periphery",) if cfg.periphery_dim else ())
         return (*keys, "cube") if cfg.reads_cube else keys
 
-    @property
-    def stopping(self) -> bool:
-        """Whether rollouts may stop early now (early exit, after ``exit_warmup`` env steps)."""
-        return self.learns_to_stop and self.shape.early_exit and self.num_timesteps >= self.hp.exit_warmup
+    def stop_returns(self, batch: RolloutBatch) -> torch.Tensor | None:
+        """(L, B): the return each episode of ``batch`` (whole clips) would have earned by stopping at each step,
+        from the env's own rules (``EpisodeRules.stop_returns``); None for agents that do not learn to stop."""
+        if not (self.learns_to_stop and self.shape.early_exit):
+            return None
+        rules = self.env.unwrapped.rules
+        raw = rules.stop_returns(batch.rewards.numpy(), batch.n_true_pos.numpy(), batch.n_false_pos.numpy())
+        return torch.as_tensor(raw, dtype=torch.float32, device=self.device)
+
+    @staticmethod
+    def stop_loss(stop_logits: torch.Tensor, returns: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The stop head's loss (``expected_stop_loss``) given :meth:`stop_returns`, and its metrics. The returns
+        are standardised over the episodes given, so the stop head's step size does not depend on the reward's
+        scale."""
+        loss = expected_stop_loss(stop_logits, standardize(returns))
+        with torch.no_grad():
+            probs = stopping_time_probs(stop_logits)
+            steps = torch.arange(1, probs.shape[0] + 1, device=probs.device, dtype=probs.dtype)[:, None]
+            metrics = {
+                "stop_loss": loss.item(),
+                "stop_expected_steps": (probs * steps).sum(0).mean().item(),
+                # the return the stop policy expects over watching whole clips, and the best stopping time's
+                "stop_return_gain": ((probs * returns).sum(0) - returns[-1]).mean().item(),
+                "stop_best_return_gain": (returns.max(0).values - returns[-1]).mean().item(),
+            }
+        return loss, metrics
 
     def collect(self) -> RolloutBatch:
         self.network.eval()
-        self._rollout_policy.allow_stop = self.stopping
         return collect_episodes(
             self.env,
             self._rollout_policy,

@@ -120,3 +120,22 @@ def standardize(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tens
     if counted.numel() < 2:
         return x - counted.mean() if counted.numel() else x
     return (x - counted.mean()) / (counted.std() + 1e-8)
+
+
+def stopping_time_probs(stop_logits: torch.Tensor) -> torch.Tensor:
+    """P(the agent stops at step t) (L, B) from [continue, stop] logits (L, B, 2) over whole episodes of L steps:
+    ``S_{t-1} h_t`` with ``h_t`` the stop chance at t and ``S_{t-1}`` the chance of not having stopped before;
+    the episode ends at step L in any case, so the last row is ``S_{L-1}`` and every column sums to 1."""
+    logp = torch.log_softmax(stop_logits, -1)
+    survived = torch.cumsum(logp[:-1, :, 0], 0)  # log S_t for t = 1 .. L-1
+    log_before = torch.cat([torch.zeros_like(survived[:1]), survived])  # log S_{t-1} for t = 1 .. L
+    log_stop_here = torch.cat([logp[:-1, :, 1], torch.zeros_like(logp[-1:, :, 1])])  # log h_t, and 1 at step L
+    return (log_before + log_stop_here).exp()
+
+
+def expected_stop_loss(stop_logits: torch.Tensor, stop_returns: torch.Tensor) -> torch.Tensor:
+    """``-mean_B sum_t P(stop at t) G_t``: minus the exact expected return of the stop policy on episodes whose
+    return ``G_t`` (L, B) for a stop at every step t is known (``EpisodeRules.stop_returns``). The stop choice
+    changes nothing the agent saw before it, so one whole episode scores every stopping time and the gradient
+    needs no sampled stops (no variance from them)."""
+    return -(stopping_time_probs(stop_logits) * stop_returns.detach()).sum(0).mean()

@@ -49,7 +49,7 @@ from agents.algorithms.losses import (
     standardize,
     taken_log_prob,
 )
-from agents.algorithms.reinforce import location_step_mask, stop_step_mask
+from agents.algorithms.reinforce import location_step_mask
 from agents.algorithms.rollout import RolloutBatch
 
 CLASS_LOSSES = ("cross_entropy", "none")
@@ -133,14 +133,11 @@ class LstmPPO(EpisodeAlgorithm):
         moments.fold(returns[step_mask > 0])
         value_targets = moments.normalize(returns)
         loc_mask = location_step_mask(step_mask)
-        stops = self.stopping  # the stop choices are actions of the policy (after the exit warm-up)
-        stop_mask = stop_step_mask(step_mask, self.episode_length) if stops else torch.zeros_like(step_mask)
-        # Log-probability of the sampled action parts: the cell (not at the last step), the stop choice (with
-        # early exit), and the class when it is sampled (reward only); the hybrid's class is the class head's
-        # argmax, not an RL action.
+        # The stop head (early exit) learns its exact expected return over stopping times (rollouts never stop).
+        stop_returns = self.stop_returns(batch)
+        # Log-probability of the sampled action parts: the cell (not at the last step) and the class when it is
+        # sampled (reward only); the hybrid's class is the class head's argmax, not an RL action.
         old_logp = batch.location_log_prob.to(dev) * loc_mask
-        if stops:
-            old_logp = old_logp + batch.stop_log_prob.to(dev) * stop_mask
         if not self.hybrid:
             old_logp = old_logp + batch.class_log_prob.to(dev) * step_mask
         actions = batch.actions.to(dev)
@@ -151,7 +148,7 @@ class LstmPPO(EpisodeAlgorithm):
             k: [] for k in ("policy_loss", "value_loss", "cross_entropy", "attention_penalty", "location_entropy",
                             "class_entropy", "approx_kl", "clip_fraction", "step_accuracy")
         }
-        grad_logs: dict[str, list[float]] = {}
+        grad_logs: dict[str, list[float]] = {}  # and the stop head's metrics
         stop = False
         # The episodes of a batch are independent draws, so a minibatch is a fixed run of episodes, copied
         # out once (contiguous, as the cube-scoring product wants it) rather than gathered again every
@@ -168,8 +165,6 @@ class LstmPPO(EpisodeAlgorithm):
                 cls_logp = torch.log_softmax(out.class_logits, -1)  # (L, b, C)
                 a, m, sm = actions[:, idx], loc_mask[:, idx], step_mask[:, idx]
                 logp = taken_log_prob(loc_logp, a[..., 0]) * m
-                if stops:
-                    logp = logp + taken_log_prob(torch.log_softmax(out.stop_logits, -1), a[..., 2]) * stop_mask[:, idx]
                 ent_loc = masked_mean(categorical_entropy(loc_logp), m)
                 ent_cls = masked_mean(categorical_entropy(cls_logp), sm)
                 if self.hybrid:
@@ -189,7 +184,11 @@ class LstmPPO(EpisodeAlgorithm):
                 loss = pg + hp.vf_coef * v_loss - hp.ent_coef * entropy + hp.attention_penalty * penalty
                 if self.hybrid:
                     loss = loss + hp.class_coef * ce
-                for key, val in self.step_optimizer(loss).items():
+                stop_metrics: dict[str, float] = {}
+                if stop_returns is not None:
+                    stop_loss, stop_metrics = self.stop_loss(out.stop_logits, stop_returns[:, idx])
+                    loss = loss + stop_loss
+                for key, val in {**self.step_optimizer(loss), **stop_metrics}.items():
                     grad_logs.setdefault(key, []).append(val)
                 with torch.no_grad():
                     log_ratio = logp - old_logp[:, idx]

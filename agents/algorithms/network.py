@@ -33,8 +33,8 @@ fixed-length episodes at once (training):
      the memory (REINFORCE's learned baseline);
    - stop head (envs with ``early_exit``): two logits, continue or stop, from the detached ``h_t`` and the
      class head's confidence (its largest probability and its entropy), since "stop once sure" is a
-     function of how sure the class head is. Its bias starts at ``STOP_BIAS`` against stopping, so early
-     episodes run long enough for the class head to learn.
+     function of how sure the class head is. Its bias starts at ``STOP_BIAS`` against stopping, so an
+     untrained policy watches most of a clip.
 
 Dropout sits only in the class head, so the location policy that a rollout samples from is exactly the
 one the learner differentiates (the paper does not say where its dropout goes).
@@ -52,7 +52,7 @@ from torch import nn
 InputMode = Literal["glimpse", "soft", "mean"]
 NUM_CELLS = 49
 #: Initial logit of "stop" minus "continue": a stop chance of about 2 % per step, so an untrained agent
-#: watches most of a clip (its class head needs frames to learn from) and still tries stopping.
+#: watches most of a clip, and the stop head's gradient (proportional to that chance) is not yet vanishing.
 STOP_BIAS = -4.0
 
 

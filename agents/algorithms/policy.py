@@ -67,7 +67,6 @@ class StepResult:
     location_log_prob: torch.Tensor  # (B,)
     class_log_prob: torch.Tensor  # (B,)
     value: torch.Tensor  # (B,)
-    stop_log_prob: torch.Tensor | None = None  # (B,) with a stop head
 
 
 class NetworkPolicy(Policy):
@@ -97,7 +96,7 @@ class NetworkPolicy(Policy):
         self.location_rule = location_rule
         self.sample_class = sample_class
         self.generator = generator
-        #: whether the stop head may end an episode (a learner keeps it False while its class head warms up)
+        #: whether the stop head may end an episode (learners keep it False: they train on whole clips)
         self.allow_stop = allow_stop
         self.needs_core_mask = location_rule == "oracle"
         self.device = next(network.parameters()).device
@@ -128,7 +127,7 @@ class NetworkPolicy(Policy):
             cls = cls_logp.argmax(-1)
         else:
             cls = sample(cls_logp.exp(), self.generator)
-        parts, stop_log_prob = [location, cls], None
+        parts = [location, cls]
         if out.stop_logits is not None:
             # Exploring: a draw at each step. Deterministic: stop at the median of the stopping time those draws
             # give, once the chance of having stopped by now passes one half (the per-step argmax would never
@@ -142,14 +141,12 @@ class NetworkPolicy(Policy):
             if not self.allow_stop:
                 stop = torch.zeros_like(stop)
             parts.append(stop)
-            stop_log_prob = stop_logp.gather(-1, stop[:, None]).squeeze(-1)
         return StepResult(
             actions=torch.stack(parts, -1),
             class_probs=cls_logp.exp(),
             location_log_prob=loc_logp.gather(-1, location[:, None]).squeeze(-1),
             class_log_prob=cls_logp.gather(-1, cls[:, None]).squeeze(-1),
             value=value,
-            stop_log_prob=stop_log_prob,
         )
 
     def _location(

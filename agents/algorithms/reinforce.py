@@ -8,8 +8,9 @@ batch computes
 ``loss = CE + reinforce_coef * L_REINFORCE + baseline_coef * MSE(b, R) + lambda * penalty - entropy_coef * H``
 
 - ``CE``: cross-entropy of every step's class prediction against the label (the paper's loss);
-- with the env's ``early_exit``, the stop choices join ``L_REINFORCE`` with the same advantages (the return
-  already holds what stopping earned: the committed prediction's eq. 7 terms minus any ``frame_cost``);
+- with the env's ``early_exit``, ``+ L_stop``: minus the stop head's exact expected return over stopping times
+  (``expected_stop_loss``; rollouts run whole clips, and each stopping time's return, the committed
+  prediction's eq. 7 terms minus any ``frame_cost``, follows from the clip's steps by the env's rules);
 - ``L_REINFORCE`` (eqs. 5-6): ``-mean log pi(l_{n+1} | h_{1:n}) (R_n - b_n)`` over the location choices,
   with ``R_n`` the return of eq. 7 (given only at the last step, so ``R_n = r_N``) times ``reward_scale``;
 - ``b_n``: a learned baseline (value head on the detached memory state), fitted by mean squared error to
@@ -94,15 +95,6 @@ def location_step_mask(step_mask: torch.Tensor) -> torch.Tensor:
     return mask
 
 
-def stop_step_mask(step_mask: torch.Tensor, episode_length: int) -> torch.Tensor:
-    """(L, B) 1 at the steps whose stop choice mattered: every step of an episode except step
-    ``episode_length`` (the end comes there whatever the choice)."""
-    mask = step_mask.clone()
-    if mask.shape[0] >= episode_length:
-        mask[episode_length - 1:] = 0.0
-    return mask
-
-
 class Reinforce(EpisodeAlgorithm):
     """The paper's agent. See the module docstring."""
 
@@ -127,30 +119,22 @@ class Reinforce(EpisodeAlgorithm):
         loc_logp = torch.log_softmax(out.location_logits, -1)  # (L, B, K*K)
         logp = taken_log_prob(loc_logp, batch.actions[..., 0].to(dev))  # (L, B)
         mask = location_step_mask(steps)
-        # Steps whose action mattered: the location choices, and with a stop head the stop choices.
-        stop_mask = stop_step_mask(steps, self.episode_length) if self.stopping else None
-        acted = mask if stop_mask is None else torch.maximum(mask, stop_mask)
         returns = returns_to_go(batch.rewards.to(dev)) * hp.reward_scale  # (L, B)
         # The baseline predicts standardised returns (see EpisodeAlgorithm.return_moments).
-        self.return_moments.fold(returns[acted > 0])
+        self.return_moments.fold(returns[mask > 0])
         baseline = out.value
         adv = (returns - self.return_moments.denormalize(baseline)).detach()
         if hp.normalize_advantage:
-            adv = standardize(adv, acted)
+            adv = standardize(adv, mask)
         pg = reinforce_loss(logp, adv, torch.zeros_like(adv), mask)
-        metrics: dict[str, float] = {}
-        if stop_mask is not None:
-            stop_logp = torch.log_softmax(out.stop_logits, -1)  # (L, B, 2)
-            stop_pg = reinforce_loss(taken_log_prob(stop_logp, batch.actions[..., 2].to(dev)), adv,
-                                     torch.zeros_like(adv), stop_mask)
-            pg = pg + stop_pg
-            metrics["stop_reinforce_loss"] = stop_pg.item()
-            metrics["stop_probability"] = masked_mean(stop_logp[..., 1].exp(), stop_mask).item()
-        bl = baseline_loss(baseline, self.return_moments.normalize(returns), acted)
+        stop_returns = self.stop_returns(batch)
+        stop_loss, metrics = (torch.zeros((), device=dev), {}) if stop_returns is None else \
+            self.stop_loss(out.stop_logits, stop_returns)
+        bl = baseline_loss(baseline, self.return_moments.normalize(returns), mask)
         penalty = attention_penalty(loc_logp.exp(), mask)
         entropy = masked_mean(categorical_entropy(loc_logp), mask)
         loss = ce + hp.reinforce_coef * pg + hp.baseline_coef * bl + hp.attention_penalty * penalty
-        loss = loss - hp.entropy_coef * entropy
+        loss = loss - hp.entropy_coef * entropy + stop_loss
         grad_norms = self.step_optimizer(loss)
         with torch.no_grad():
             acc = masked_mean((out.class_logits.argmax(-1) == labels).float(), steps)

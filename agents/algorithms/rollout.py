@@ -31,9 +31,9 @@ class RolloutBatch:
     glimpse the agent saw was on the action core, NaN where unknown; ``class_probs`` (L, B, C);
     ``success`` (B,) whether the last prediction was right; ``video_ids`` (B,).
     ``location_log_prob``, ``class_log_prob``, ``values`` (L, B) are filled for NetworkPolicy rollouts,
-    ``stop_log_prob`` (L, B) too where the policy has a stop head. ``mask`` (L, B) is 1 at the steps of each
-    episode (0 after an early exit: rewards there are 0, and losses must not count them) and
-    ``frames_watched`` (B,) the frames its predictions used.
+    ``mask`` (L, B) is 1 at the steps of each episode (0 after an early exit: rewards there are 0, and losses
+    must not count them) and ``frames_watched`` (B,) the frames its predictions used. ``n_true_pos`` and
+    ``n_false_pos`` (L, B) are the env's counts of right and wrong predictions after each step.
     """
 
     obs: dict[str, torch.Tensor]
@@ -46,10 +46,11 @@ class RolloutBatch:
     video_ids: list[str]
     mask: torch.Tensor
     frames_watched: torch.Tensor
+    n_true_pos: torch.Tensor
+    n_false_pos: torch.Tensor
     location_log_prob: torch.Tensor | None = None
     class_log_prob: torch.Tensor | None = None
     values: torch.Tensor | None = None
-    stop_log_prob: torch.Tensor | None = None
 
     @property
     def lengths(self) -> torch.Tensor:
@@ -118,7 +119,8 @@ def collect_episodes(
     needs_core = policy.needs_core_mask
     rich = isinstance(policy, NetworkPolicy)
     steps_obs: list[dict[str, np.ndarray]] = []
-    actions, rewards, on_core, probs, loc_lp, cls_lp, values, stop_lp = [], [], [], [], [], [], [], []
+    actions, rewards, on_core, probs, loc_lp, cls_lp, values = [], [], [], [], [], [], []
+    true_pos, false_pos = [], []
     alive = np.ones(n, dtype=bool)  # in its first episode still (steps after an early exit are masked out)
     masks, success, frames = [], np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64)
     while alive.any():
@@ -132,7 +134,6 @@ def collect_episodes(
             loc_lp.append(res.location_log_prob)
             cls_lp.append(res.class_log_prob)
             values.append(res.value)
-            stop_lp.append(res.stop_log_prob)
         else:
             act, cp = policy.act(obs, deterministic, core_mask)
             cp = torch.as_tensor(cp)
@@ -140,6 +141,8 @@ def collect_episodes(
         probs.append(cp)
         obs, reward, terminated, truncated, info = env.step(act)
         rewards.append(np.where(alive, np.asarray(reward, dtype=np.float32), np.float32(0)))
+        true_pos.append(np.asarray(info["n_true_pos"], dtype=np.int64).reshape(n))
+        false_pos.append(np.asarray(info["n_false_pos"], dtype=np.int64).reshape(n))
         ended = np.logical_or(terminated, truncated) & alive
         if ended.any():
             success[ended] = np.asarray(info.get("is_success", np.zeros(n, bool))).astype(bool).reshape(n)[ended]
@@ -161,7 +164,8 @@ def collect_episodes(
         location_log_prob=torch.stack(loc_lp) if rich else None,
         class_log_prob=torch.stack(cls_lp) if rich else None,
         values=torch.stack(values) if rich else None,
-        stop_log_prob=torch.stack(stop_lp) if rich and stop_lp[0] is not None else None,
         mask=torch.from_numpy(np.stack(masks)).float(),
         frames_watched=torch.from_numpy(frames),
+        n_true_pos=torch.from_numpy(np.stack(true_pos)),
+        n_false_pos=torch.from_numpy(np.stack(false_pos)),
     )

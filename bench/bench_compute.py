@@ -6,8 +6,10 @@
         --weights random --out data/store-motion
     python -m feature_extractors hmdb51 --videos $R/videos --splits $R/splits --actors $R/actors.json \\
         --weights random --cells crop --crop-size 64 --out data/store-motion-crop64
-    python bench/bench_compute.py --full data/store-motion --crop data/store-motion-crop64 --logdir runs/compute \
-        --seeds 0 1 2 --workers 2
+    python -m feature_extractors hmdb51 --videos $R/videos --splits $R/splits --actors $R/actors.json \\
+        --weights random --cells crop --crop-size 64 --glance lowres --out data/store-motion-crop64-lowres
+    python bench/bench_compute.py --full data/store-motion --crop data/store-motion-crop64 \\
+        --crop-lowres data/store-motion-crop64-lowres --logdir runs/compute --seeds 0 1 2 --workers 2
 
 Each row is one training run (``train_agent.py``) per seed on ``HMDB51Glimpse-v0`` (split 1) with the algorithm's
 shipped hyperparameters for store envs; the table and the Pareto front use each row's mean over the seeds (one
@@ -52,16 +54,23 @@ FULL_ROWS: list[tuple[str, str, str, list[str]]] = [
      ["observation_mode=glimpse", "periphery_motion=True"]),
     ("full__oracle", "oracle glimpses (actor box)", "oracle", ["observation_mode=glimpse", "periphery_motion=True"]),
 ]
-#: the same on the crop-cell store (the periphery is the store's glance, computed from pixels)
+#: the same on the crop-cell store with the motion glance (the periphery is the store's glance, from pixels)
 CROP_ROWS: list[tuple[str, str, str, list[str]]] = [
-    ("crop__reinforce_glimpse", "REINFORCE, one crop + glance per frame", "reinforce", ["observation_mode=glimpse"]),
-    ("crop__oracle", "oracle crops (actor box) + glance", "oracle", ["observation_mode=glimpse"]),
+    ("crop__reinforce_glimpse", "REINFORCE, one crop + motion glance per frame", "reinforce",
+     ["observation_mode=glimpse"]),
+    ("crop__oracle", "oracle crops (actor box) + motion glance", "oracle", ["observation_mode=glimpse"]),
+]
+#: on the crop-cell store with the low-resolution glance (``--crop-lowres``)
+LOWRES_ROWS: list[tuple[str, str, str, list[str]]] = [
+    ("lowres__reinforce_glimpse", "REINFORCE, one crop + low-res glance per frame", "reinforce",
+     ["observation_mode=glimpse"]),
 ]
 
 
-def early_exit_rows(costs: list[float]) -> list[tuple[str, str, str, list[str]]]:
-    return [(f"crop__reinforce_exit_{cost:g}", f"REINFORCE, crop + glance, early exit, frame_cost {cost:g}",
-             "reinforce", ["observation_mode=glimpse", "early_exit=True", f"frame_cost={cost:g}"]) for cost in costs]
+def early_exit_rows(costs: list[float], prefix: str, glance: str) -> list[tuple[str, str, str, list[str]]]:
+    return [(f"{prefix}__reinforce_exit_{cost:g}",
+             f"REINFORCE, crop + {glance} glance, early exit, frame_cost {cost:g}", "reinforce",
+             ["observation_mode=glimpse", "early_exit=True", f"frame_cost={cost:g}"]) for cost in costs]
 
 
 def run_name(row: str, seed: int) -> str:
@@ -101,7 +110,9 @@ class RowResult:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--full", type=Path, required=True, help="full-frame store (extracted with --actors)")
-    p.add_argument("--crop", type=Path, required=True, help="crop-cell store of the same videos")
+    p.add_argument("--crop", type=Path, required=True, help="crop-cell store of the same videos (motion glance)")
+    p.add_argument("--crop-lowres", type=Path, default=None,
+                   help="crop-cell store of the same videos with the low-resolution glance (--glance lowres)")
     p.add_argument("--costs", type=float, nargs="*", default=[0.05, 0.1, 0.15, 0.2, 0.25, 0.3],
                    help="frame_cost of the early-exit rows (default: 0.05 0.1 0.15 0.2 0.25 0.3)")
     p.add_argument("--logdir", type=Path, default=Path("runs/compute"))
@@ -109,11 +120,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per row and seed (default 0 1 2)")
     p.add_argument("--workers", type=int, default=1, help="runs trained at once (each with --threads threads)")
     p.add_argument("--total-timesteps", type=int, default=None, help="env steps per run (default: shipped)")
-    p.add_argument("--only", choices=("full", "crop"), default=None, help="train one side only, no comparison")
+    p.add_argument("--only", choices=("full", "crop", "lowres"), default=None,
+                   help="train one store's rows only, no comparison")
     args = p.parse_args(argv)
     args.logdir.mkdir(parents=True, exist_ok=True)
-    crop_rows = CROP_ROWS + early_exit_rows(args.costs)
-    plan = [(args.full, row) for row in FULL_ROWS] + [(args.crop, row) for row in crop_rows]
+    plan = [(args.full, row) for row in FULL_ROWS]
+    plan += [(args.crop, row) for row in CROP_ROWS + early_exit_rows(args.costs, "crop", "motion")]
+    if args.crop_lowres is not None:
+        plan += [(args.crop_lowres, row) for row in LOWRES_ROWS + early_exit_rows(args.costs, "lowres", "low-res")]
     plan = [(store, row) for store, row in plan if args.only is None or row[0].startswith(args.only)]
     jobs = [(store, row, seed) for store, row in plan for seed in args.seeds]
     with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:  # each job is its own process
@@ -157,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {label} | {r.cells} | {r.accuracy:.1%} ({spread}) | {r.frames:.1f} | {r.cnn_flops / 1e9:.2f} | "
               f"1/{full_cost / r.cnn_flops:.1f} | {'x' if row in on_front else ''} | {r.minutes:.1f} |")
     best_full = max(r.accuracy for row, r in results.items() if row.startswith("full__"))
-    cheap = [r.accuracy for row, r in results.items() if row.startswith("crop__") and row != "crop__oracle"
+    cheap = [r.accuracy for row, r in results.items() if not row.startswith("full__") and "oracle" not in row
              and r.cnn_flops <= full_cost / 10]
     best_cheap = max(cheap, default=0.0)
     verdict = "met" if best_cheap >= 0.9 * best_full else "NOT met"

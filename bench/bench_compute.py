@@ -175,11 +175,12 @@ def main(argv: list[str] | None = None) -> None:
              and r.cnn_flops <= full_cost / 10]
     best_cheap = max(cheap, default=0.0)
     verdict = "met" if best_cheap >= 0.9 * best_full else "NOT met"
-    print(f"\ntarget 1 (a learned crop-cell policy at <= 1/10 of the CNN reaches >= 90 % of the best full-frame "
-          f"policy): {verdict} ({best_cheap:.1%} against {0.9 * best_full:.1%} = 90 % of {best_full:.1%})")
+    print(f"\naccuracy target (a learned crop-cell policy at <= 1/10 of the CNN reaches >= 90 % of the best "
+          f"full-frame policy): {verdict} ({best_cheap:.1%} against {0.9 * best_full:.1%} = 90 % of {best_full:.1%})")
     in_range = [p.label for p in front if full_cost / 30 <= p.x <= full_cost / 5]
     verdict = "met" if len(in_range) >= 3 and any("exit" in n for n in in_range) else "NOT met"
-    print(f"target 2 (>= 3 Pareto points between 1/30 and 1/5 of the full-frame cost, with early exit): {verdict} "
+    print(f"Pareto target (>= 3 Pareto points between 1/30 and 1/5 of the full-frame cost, with early exit): "
+          f"{verdict} "
           f"({', '.join(in_range) or 'none'})")
     print(f"\nleaderboard (every run) and accuracy_vs_flops.png: {args.logdir}; the means: {figure}")
 

@@ -47,6 +47,6 @@ def test_every_row_and_seed_is_trained_and_the_means_are_ranked_on_one_front(tmp
     assert len(table) == len(rows)
     assert all("failed" not in line for line in table)
     assert "early exit, frame_cost 0.5 | crop |" in done.stdout
-    assert "target 1" in done.stdout and "target 2" in done.stdout
+    assert "accuracy target" in done.stdout and "Pareto target" in done.stdout
     assert (logdir / "accuracy_vs_compute.png").stat().st_size > 0
     assert (logdir / "leaderboard.json").is_file()

@@ -73,6 +73,16 @@ def early_exit_rows(costs: list[float], prefix: str, glance: str) -> list[tuple[
              ["observation_mode=glimpse", "early_exit=True", f"frame_cost={cost:g}"]) for cost in costs]
 
 
+#: the plot's colour group of each store's rows
+STORE_TAGS = {"full": "full-frame cells", "crop": "crop + motion glance", "lowres": "crop + low-res glance"}
+
+
+def plot_label(row: str) -> str:
+    """A short label for the figure (the table has the long one): ``crop__reinforce_exit_0.2`` -> ``exit 0.2``."""
+    name = row.split("__", 1)[1]
+    return name.replace("reinforce_exit_", "exit ").replace("reinforce_", "REINFORCE ").replace("_", " ")
+
+
 def run_name(row: str, seed: int) -> str:
     return f"{row}__s{seed}"
 
@@ -153,14 +163,16 @@ def main(argv: list[str] | None = None) -> None:
     full_cost = next(iter(by_run.values()))["cnn_flops_full_clip"]
     front = pareto_front([Point(r.cnn_flops, r.accuracy, row) for row, r in results.items()])
     on_front = {p.label for p in front}
-    points = [Point(r.cnn_flops / 1e9, 100 * r.accuracy, r.label, r.cells) for r in results.values()]
+    points = [Point(r.cnn_flops / 1e9, 100 * r.accuracy, plot_label(row), STORE_TAGS[row.split("__")[0]])
+              for row, r in results.items()]
     image = scatter_plot(points, "CNN GFLOP per clip", "test accuracy (%, mean of seeds)",
                          f"Accuracy against CNN compute, mean of seeds {' '.join(map(str, args.seeds))}", front=True)
     figure = args.logdir / "accuracy_vs_compute.png"
     write_png(figure, image)
     print(f"\nCNN cost of the full-frame pipeline: {full_cost / 1e9:.1f} GFLOP per clip (GoogLeNet on 30 frames)")
     print(f"seeds {' '.join(map(str, args.seeds))}; accuracy: mean (lowest - highest seed)\n")
-    print("| model | cells | test accuracy | frames watched | CNN GFLOP/clip | of full-frame | Pareto | minutes |")
+    print("| model | cells | test accuracy | frames watched | CNN GFLOP/clip | of full-frame | Pareto "
+          "| minutes per run |")
     print("|---|---|---:|---:|---:|---:|:---:|---:|")
     for _, (row, label, _, _) in plan:
         r = results.get(row)
@@ -169,7 +181,8 @@ def main(argv: list[str] | None = None) -> None:
             continue
         spread = f"{min(r.accuracies):.1%} - {max(r.accuracies):.1%}" if len(r.accuracies) > 1 else "one seed"
         print(f"| {label} | {r.cells} | {r.accuracy:.1%} ({spread}) | {r.frames:.1f} | {r.cnn_flops / 1e9:.2f} | "
-              f"1/{full_cost / r.cnn_flops:.1f} | {'x' if row in on_front else ''} | {r.minutes:.1f} |")
+              f"1/{full_cost / r.cnn_flops:.1f} | {'x' if row in on_front else ''} | "
+              f"{f'{r.minutes:.1f}' if r.minutes else '-'} |")
     best_full = max(r.accuracy for row, r in results.items() if row.startswith("full__"))
     cheap = [r.accuracy for row, r in results.items() if not row.startswith("full__") and "oracle" not in row
              and r.cnn_flops <= full_cost / 10]

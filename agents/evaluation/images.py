@@ -196,23 +196,29 @@ def scatter_plot(points: Sequence[Point], x_label: str, y_label: str, title: str
                  y_range: tuple[float, float] | None = None, size: tuple[int, int] = (900, 560),
                  front: bool = False) -> np.ndarray:
     """A labelled scatter plot (log x axis by default) as an RGB image of ``size`` (width, height) pixels;
-    colours by ``Point.group``; points that coincide share one label block. ``front`` joins the Pareto front
-    (:func:`pareto_front`: highest y for the x) with a dashed line and rings its points."""
+    colours by ``Point.group`` (named in the legend when there are several); points that coincide share one
+    label block. ``front`` joins the Pareto front (:func:`pareto_front`: highest y for the x) with a dashed line
+    and rings its points."""
     width, height = size
     figure = Figure(figsize=(width / 100, height / 100), dpi=100, layout="constrained")
     ax = figure.add_subplot()
     pts = [p for p in points if math.isfinite(p.x) and math.isfinite(p.y) and (p.x > 0 or not log_x)]
     groups = list(dict.fromkeys(p.group for p in pts))
     colours = [PALETTE[groups.index(p.group) % len(PALETTE)] for p in pts]
+    named: set[str] = set()  # each named group once in the legend
     for p, colour in zip(pts, colours, strict=True):
-        ax.scatter([p.x], [p.y], s=48, color=np.array(colour) / 255, edgecolors="black", linewidths=0.8, zorder=3)
+        label = p.group if p.group and p.group not in named else None
+        named.add(p.group)
+        ax.scatter([p.x], [p.y], s=48, color=np.array(colour) / 255, edgecolors="black", linewidths=0.8, zorder=3,
+                   label=label)
     if front and pts:
         best = pareto_front(pts)
         ax.plot([p.x for p in best], [p.y for p in best], "--", color="#555555", linewidth=1.0, zorder=2,
                 label="Pareto front")
         ax.scatter([p.x for p in best], [p.y for p in best], s=160, facecolors="none", edgecolors="#555555",
                    linewidths=1.2, zorder=2)
-        ax.legend(loc="lower right", fontsize=8)
+    if (front and pts) or len(named - {""}) > 1:
+        ax.legend(loc="best", fontsize=8)
     def fx(v: float) -> float:
         return math.log10(v) if log_x else v
 

@@ -19,7 +19,9 @@ value, which fits a reward paid at the last step), then runs ``n_epochs`` passes
 PPO (entropy bonus ``ent_coef`` on the sampled parts) over ``n_minibatches`` minibatches of whole episodes.
 Because every minibatch holds whole episodes from their first step, the LSTM runs over each sequence at
 once from a zero state: no stored hidden states, no per-step loop (unlike sb3-contrib's ``RecurrentPPO``).
-The last step's cell choice is left out (no glimpse follows it).
+The last step's cell choice is left out (no glimpse follows it). With the env's ``early_exit`` every
+minibatch also adds the stop head's loss, minus its exact expected return over the stopping times of the
+whole training clips (``expected_stop_loss``, as ``reinforce``); rollouts never stop.
 
 The critic predicts returns standardised by their running mean and standard deviation (value
 normalisation, as in MAPPO; ``EpisodeAlgorithm.return_moments``): the paper's reward sums +-eta over T

@@ -171,8 +171,6 @@ class EpisodeAlgorithm(Algorithm):
         # eq. 7 returns sit far from 0 with a spread that depends on C and T, and a critic fitted in raw units
         # has a squared error of ~100 whose gradient swamps every other term in the clipped global norm.
         self.return_moments = RunningMoments(self.device)
-        #: steps of an episode that runs to its end (an early exit may end one sooner)
-        self.episode_length = int(self.env.unwrapped.rules.episode_length)
         self.iteration = 0
         self.num_timesteps = 0
         self.episode_stats: deque[tuple[float, float, float, float]] = deque(maxlen=100)

@@ -126,7 +126,7 @@ class LstmPPO(EpisodeAlgorithm):
         assert batch.values is not None and batch.location_log_prob is not None and batch.class_log_prob is not None
         dev = self.device
         n = batch.num_episodes
-        step_mask = batch.mask.to(dev)  # (L, B): 1 at the episodes' steps (early exits end some sooner)
+        step_mask = batch.mask.to(dev)  # (L, B): 1 at the episodes' steps
         moments = self.return_moments
         # values in reward units; zero after an episode's end, so its last step bootstraps from nothing
         rewards, values = batch.rewards.to(dev), moments.denormalize(batch.values.to(dev)) * step_mask

@@ -639,9 +639,9 @@ class StoreWriter:
                 )
             # the periphery entry is left out of the settings above (a store may gain one later), but a
             # glance is made with the features: a resume must make the same one
-            if _glance_identity(old.get(PERIPHERY_KEY)) != _glance_identity(glance):
+            if (held := _glance_identity(old.get(PERIPHERY_KEY))) != _glance_identity(glance):
                 raise StoreFormatError(
-                    f"'{path}' already holds a store whose periphery is {_glance_identity(old.get(PERIPHERY_KEY))}; "
+                    f"'{path}' already holds a store whose periphery is {held}; "
                     f"this run makes {_glance_identity(glance)}. Use another --out folder, or delete '{path}' to "
                     "start over."
                 )

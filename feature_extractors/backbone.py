@@ -98,20 +98,21 @@ class GoogLeNetTrunk(nn.Module):
 
 def check_crop_size(size: int) -> int:
     """``size`` if it is a usable crop side; ``ExtractionError`` with the allowed range otherwise."""
-    if not MIN_CROP <= size <= MAX_CROP:
-        raise ExtractionError(
-            f"--crop-size {size}: use {MIN_CROP}..{MAX_CROP} px (at least {MIN_CROP} for a 1 x 1 {LAYER} map, "
-            f"at most the {INPUT_SIZE} px frame); the default is {DEFAULT_CROP}."
-        )
-    return size
+    return _check_side("--crop-size", size, MIN_CROP, MAX_CROP, DEFAULT_CROP)
 
 
 def check_glance_size(size: int) -> int:
     """``size`` if it is a usable low-resolution glance side; ``ExtractionError`` with the allowed range otherwise."""
-    if not MIN_GLANCE <= size <= MAX_GLANCE:
+    return _check_side("--glance-size", size, MIN_GLANCE, MAX_GLANCE, DEFAULT_GLANCE)
+
+
+def _check_side(option: str, size: int, least: int, most: int, default: int) -> int:
+    """``size`` if ``least <= size <= most`` (pixels of an input the network runs on); else ``ExtractionError``
+    naming ``option``, the range and the default."""
+    if not least <= size <= most:
         raise ExtractionError(
-            f"--glance-size {size}: use {MIN_GLANCE}..{MAX_GLANCE} px (at least {MIN_GLANCE} for a 1 x 1 {LAYER} "
-            f"map, at most the {INPUT_SIZE} px frame); the default is {DEFAULT_GLANCE}."
+            f"{option} {size}: use {least}..{most} px (at least {least} for a 1 x 1 {LAYER} map, at most the "
+            f"{INPUT_SIZE} px frame); the default is {default}."
         )
     return size
 

@@ -128,8 +128,7 @@ class Reinforce(EpisodeAlgorithm):
             adv = standardize(adv, mask)
         pg = reinforce_loss(logp, adv, torch.zeros_like(adv), mask)
         stop_returns = self.stop_returns(batch)
-        stop_loss, metrics = (torch.zeros((), device=dev), {}) if stop_returns is None else \
-            self.stop_loss(out.stop_logits, stop_returns)
+        stop_loss, metrics = (0.0, {}) if stop_returns is None else self.stop_loss(out.stop_logits, stop_returns)
         bl = baseline_loss(baseline, self.return_moments.normalize(returns), mask)
         penalty = attention_penalty(loc_logp.exp(), mask)
         entropy = masked_mean(categorical_entropy(loc_logp), mask)

@@ -54,9 +54,10 @@ class ClipEpisodes:
         return np.arange(self.steps)[None, :] < self.lengths[:, None]
 
     @property
-    def last_predictions(self) -> np.ndarray:
-        """(N,) each clip's last prediction (the one it committed to where it stopped early)."""
-        return self.step_predictions[np.arange(len(self.clips)), self.lengths - 1]
+    def last_correct(self) -> np.ndarray:
+        """Whether each clip's last prediction (the one it committed to where it stopped early) is one of its
+        labels: bool (N,)."""
+        return self._in_label_sets(self.step_predictions[np.arange(len(self.clips)), self.lengths - 1])
 
     @property
     def predictions(self) -> np.ndarray:
@@ -71,8 +72,11 @@ class ClipEpisodes:
     @property
     def correct(self) -> np.ndarray:
         """Whether each clip's prediction is one of its labels: bool (N,)."""
-        return np.array([int(p) in s for p, s in zip(self.predictions.tolist(), self.label_sets, strict=True)],
-                        dtype=bool)
+        return self._in_label_sets(self.predictions)
+
+    def _in_label_sets(self, predictions: np.ndarray) -> np.ndarray:
+        """Whether each clip's entry of ``predictions`` (N,) is one of its labels: bool (N,)."""
+        return np.array([int(p) in s for p, s in zip(predictions.tolist(), self.label_sets, strict=True)], dtype=bool)
 
 
 def choose_clips(num_clips: int, episodes: int | None, seed: int) -> np.ndarray:
@@ -156,8 +160,6 @@ class EvalResult:
 
     @classmethod
     def of(cls, episodes: ClipEpisodes) -> EvalResult:
-        last = np.array([int(p) in s for p, s in zip(episodes.last_predictions.tolist(), episodes.label_sets,
-                                                     strict=True)])
         focus = episodes.on_core
         return cls(
             accuracy=float(episodes.correct.mean()),
@@ -165,7 +167,7 @@ class EvalResult:
             mean_reward=float(episodes.returns.mean()),
             glimpses_per_video=float(episodes.lengths.mean()),
             frames_watched=float(episodes.frames_watched.mean()),
-            last_step_accuracy=float(last.mean()),
+            last_step_accuracy=float(episodes.last_correct.mean()),
             n_clips=len(episodes.clips),
             episodes=episodes,
         )

@@ -332,14 +332,11 @@ def cells_read(locations: np.ndarray, frames_watched: np.ndarray, rules: Any, cu
     return np.array([len(np.unique(row[row >= 0])) for row in pairs], dtype=np.float64)
 
 
-#: Cells of a frame (7 x 7), to spread a full frame's FLOPs over its cells.
-NUM_CELLS = 49
-
-
 @dataclass(frozen=True)
 class CnnCost:
     """What the store's features cost to compute: ``cells`` ("full" or "crop"), FLOPs of a whole frame's cells,
-    of one cell, and of the glance (the periphery computed from pixels; crop-cell stores only)."""
+    of one cell alone (a full-frame cell needs the whole frame), and of the glance (the periphery computed from
+    pixels; crop-cell stores only)."""
 
     cells: str
     flops_per_frame: float
@@ -355,7 +352,7 @@ class CnnCost:
             glance = (meta.get("periphery") or {}).get("flops_per_frame") or 0.0
             return cls("crop", float(meta["cnn_flops_per_frame"]), float(meta["cnn_flops_per_cell"]), float(glance))
         frame = float(meta.get("cnn_flops_per_frame") or googlenet_flops_per_frame(_input_size(source)))
-        return cls("full", frame, frame / NUM_CELLS, 0.0)
+        return cls("full", frame, frame, 0.0)
 
     def per_clip(self, result: ClipEpisodes, rules: Any, cube: bool, periphery: bool) -> np.ndarray:
         """CNN FLOPs each clip's policy needed, (N,) (see the section comment)."""
@@ -448,7 +445,7 @@ def score(result: ClipEpisodes, source: Any, rules: Any, cube: bool,
     taken = result.step_mask
     step_ok = source.is_correct(np.repeat(result.clips, steps), result.step_predictions.reshape(-1)).reshape(n, steps)
     step_ok &= taken
-    last_ok = source.is_correct(result.clips, result.last_predictions)
+    last_ok = result.last_correct
     # eq. 7 over the whole episode length; a clip that stopped early committed its last prediction to the rest
     length = rules.episode_length
     n_pos = step_ok.sum(1) + (length - result.lengths) * last_ok

@@ -5,46 +5,31 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from bench_fixtures import ROOT, extract_tiny, render_tiny, run_python
 
-ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench" / "bench_streaming.py"
-# The bench runs as a script: its imports must find this checkout's packages, not an installed copy.
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-
-
-def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("streaming")
-    done = _run("-m", "feature_extractors", "render", "--layout", "hmdb51", "--out", str(root / "videos"),
-                "--classes", "2", "--clips-per-class", "3", "--frames", "3", "--no-progress", cwd=root)
-    assert done.returncode == 0, done.stderr
+    render_tiny(root)
     return root
 
 
 def _store(root: Path, name: str, *glance: str) -> Path:
-    videos = root / "videos"
-    done = _run("-m", "feature_extractors", "hmdb51", "--videos", str(videos / "videos"), "--splits",
-                str(videos / "splits"), "--actors", str(videos / "actors.json"), "--frames", "3", "--fps", "10",
-                "--weights", "random", "--workers", "0", "--no-progress", "--cells", "crop", "--out",
-                str(root / name), *glance, cwd=root)
-    assert done.returncode == 0, done.stderr
-    return root / name
+    return extract_tiny(root / "videos", root / name, "--cells", "crop", *glance)
 
 
 def _bench(store: Path, out: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
-    done = _run(str(BENCH), "--store", str(store), "--clips", "2", "--json", str(out), "--no-progress", *extra,
-                cwd=out.parent)
+    done = run_python(str(BENCH), "--store", str(store), "--clips", "2", "--json", str(out), "--no-progress", *extra,
+                      cwd=out.parent)
     assert done.returncode == 0, done.stdout + done.stderr
     return done, json.loads(out.read_text())
 
@@ -79,10 +64,10 @@ def test_a_trained_run_is_streamed_with_its_own_policy(rendered: Path, tmp_path:
         store = _store(rendered, "store-motion")
     hp = tmp_path / "hp.yml"
     hp.write_text("network:\n  embed_dim: 16\n  hidden_size: 16\n  num_layers: 1\n  class_hidden: 16\n")
-    done = _run(str(ROOT / "train_agent.py"), "--env", "StoreGlimpse-v0", "--env-kwargs", f"data_root={store}",
-                "observation_mode=glimpse", "--n-envs", "2", "--total-timesteps", "30", "--eval-every", "0",
-                "--hyperparams", str(hp), "--logdir", str(tmp_path / "runs"), "--threads", "1", "--no-progress",
-                cwd=tmp_path)
+    done = run_python(str(ROOT / "train_agent.py"), "--env", "StoreGlimpse-v0", "--env-kwargs",
+                      f"data_root={store}", "observation_mode=glimpse", "--n-envs", "2", "--total-timesteps", "30",
+                      "--eval-every", "0", "--hyperparams", str(hp), "--logdir", str(tmp_path / "runs"), "--threads",
+                      "1", "--no-progress", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     (run,) = (tmp_path / "runs").iterdir()
     done, result = _bench(store, tmp_path / "trained.json", "--run", str(run))

@@ -50,6 +50,7 @@ import torch
 from tqdm import tqdm
 
 import envs  # noqa: F401  (registers StoreGlimpse-v0)
+from agents.training.runs import git_commit
 from envs.periphery import LOWRES_GLANCE_TRANSFORM, MOTION_ENERGY_TRANSFORM, motion_energy
 from envs.store import FeatureStore, StoreError
 from feature_extractors.backbone import INPUT_SIZE, Backbone, trunk_flops
@@ -303,17 +304,6 @@ class Streamer:
                 self.mismatches.append(f"{video_id} frame {t}: {key} {obs[key]} != the env's {expected[key]}")
 
 
-def commit() -> str:
-    import subprocess
-
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
-
-
 def bench(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
@@ -398,7 +388,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                          "tolerance": {"rtol": RTOL, "atol": ATOL}},
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU core(s), {torch.get_num_threads()} torch thread(s), "
                    "CPU only",
-        "commit": commit(),
+        "commit": git_commit() or "unknown",
     }
     if args.batched:
         result["pipelines"]["full_clip_batched"] = {"ms_per_clip": batched.mean(),
